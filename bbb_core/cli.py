@@ -1,0 +1,201 @@
+"""The command line: `python -m bbb_core train ...` for headless runs, `... bench` for speed.
+
+`train` builds a `RunConfig` from `default_config(--dataset)` and the flags given, trains, prints a
+short summary and, with `--json PATH`, writes one JSON object with `config` (reloadable with
+`RunConfig.from_dict`), `history` (per epoch: nll, kl, elbo, loss), `metrics`, `timing` and
+`device`. Invalid values exit with status 2 and one line on stderr, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import replace
+from typing import Any
+
+from .config import (
+    DATASETS,
+    DEVICES,
+    ESTIMATORS,
+    KL_SCHEDULES,
+    MODELS,
+    NOISE_MODELS,
+    OOD_SETS,
+    PREPROCESSING,
+    PRIORS,
+    RunConfig,
+    default_config,
+)
+
+# flag -> (config section, field); a flag left out keeps the dataset's default
+_FLAGS: dict[str, tuple[str, str]] = {
+    "n_train": ("data", "n_train"),
+    "noise": ("data", "noise"),
+    "gap": ("data", "gap"),
+    "ood": ("data", "ood"),
+    "preprocessing": ("data", "preprocessing"),
+    "data_dir": ("data", "data_dir"),
+    "prior": ("prior", "family"),
+    "prior_sigma": ("prior", "sigma"),
+    "laplace_b": ("prior", "b"),
+    "mixture_pi": ("prior", "pi"),
+    "mixture_sigma1": ("prior", "sigma1"),
+    "mixture_sigma2": ("prior", "sigma2"),
+    "model": ("model", "kind"),
+    "arch": ("model", "arch"),
+    "hidden": ("model", "hidden"),
+    "activation": ("model", "activation"),
+    "estimator": ("model", "estimator"),
+    "rho0": ("model", "rho0"),
+    "noise_model": ("model", "noise_model"),
+    "noise_std": ("model", "noise_std"),
+    "dropout": ("model", "dropout"),
+    "ensemble_size": ("model", "ensemble_size"),
+    "weight_decay": ("model", "weight_decay"),
+    "epochs": ("train", "epochs"),
+    "lr": ("train", "lr"),
+    "batch_size": ("train", "batch_size"),
+    "kl_weight": ("train", "kl_weight"),
+    "kl_schedule": ("train", "kl_schedule"),
+    "warmup_epochs": ("train", "warmup_epochs"),
+    "train_samples": ("train", "train_samples"),
+    "pred_samples": ("train", "pred_samples"),
+}
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, exit 2, no usage dump
+        raise SystemExit(f"error: {message}")
+
+
+def _train_parser(sub) -> None:
+    p = sub.add_parser("train", help="train one model and report its metrics")
+    p.add_argument("--dataset", required=True, choices=DATASETS)
+    p.add_argument("--model", choices=MODELS, help="bbb (default) or a baseline")
+    p.add_argument("--prior", choices=PRIORS, help="prior family of the Bayesian weights")
+    p.add_argument("--prior-sigma", type=float, help="gaussian prior std")
+    p.add_argument("--laplace-b", type=float, help="laplace prior scale b")
+    p.add_argument("--mixture-pi", type=float, help="scale mixture: weight of the wide part")
+    p.add_argument("--mixture-sigma1", type=float, help="scale mixture: wide std")
+    p.add_argument("--mixture-sigma2", type=float, help="scale mixture: narrow std")
+    p.add_argument("--kl-weight", type=float, help="1 = ELBO, 0 = no prior, >1 over-regularise")
+    p.add_argument("--kl-schedule", choices=KL_SCHEDULES)
+    p.add_argument("--warmup-epochs", type=int)
+    p.add_argument("--train-samples", type=int, help="MC samples per training step")
+    p.add_argument("--pred-samples", type=int, help="MC samples of the predictive")
+    p.add_argument("--estimator", choices=ESTIMATORS)
+    p.add_argument("--arch", choices=("mlp", "cnn"))
+    p.add_argument("--hidden", type=int, nargs="+", help="hidden widths (cnn: channels)")
+    p.add_argument("--activation", choices=("relu", "tanh"))
+    p.add_argument("--rho0", type=float, help="initial rho; sigma0 = softplus(rho0)")
+    p.add_argument("--noise-model", choices=NOISE_MODELS, help="regression noise")
+    p.add_argument("--noise-std", type=float, help="fixed (or initial learned) noise std")
+    p.add_argument("--dropout", type=float, help="MC dropout probability")
+    p.add_argument("--ensemble-size", type=int)
+    p.add_argument("--weight-decay", type=float, help="baselines' L2 penalty")
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--lr", type=float)
+    p.add_argument("--batch-size", type=int, help="0 = full batch")
+    p.add_argument("--n-train", type=int, help="training points (subset for images)")
+    p.add_argument("--noise", type=float, help="toy data noise")
+    p.add_argument("--gap", type=float, help="'gap' set: width of the gap")
+    p.add_argument("--ood", choices=OOD_SETS, help="images: the OOD set for the AUROC")
+    p.add_argument("--preprocessing", choices=PREPROCESSING, help="images: pixel scaling")
+    p.add_argument("--data-dir", help="images: cache directory (default $BBB_DATA_DIR)")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--device", choices=DEVICES)
+    p.add_argument("--json", metavar="PATH", help="write the run as one JSON object")
+    p.add_argument("--quiet", action="store_true", help="no per-epoch progress lines")
+
+
+def config_from_args(args: argparse.Namespace) -> RunConfig:
+    """`default_config(args.dataset)` with every flag given applied; validated."""
+    cfg = default_config(args.dataset)
+    sections: dict[str, dict[str, Any]] = {}
+    for flag, (section, name) in _FLAGS.items():
+        value = getattr(args, flag, None)
+        if value is None:
+            continue
+        if flag == "hidden":
+            value = tuple(value)
+        if flag == "batch_size" and value == 0:
+            value = None
+        sections.setdefault(section, {})[name] = value
+    for section, values in sections.items():
+        cfg = replace(cfg, **{section: replace(getattr(cfg, section), **values)})
+    top = {k: getattr(args, k) for k in ("seed", "device") if getattr(args, k, None) is not None}
+    return replace(cfg, **top).validate()
+
+
+def run_record(result) -> dict[str, Any]:
+    """The JSON object of a finished run."""
+    return {
+        "config": result.config.to_dict(),
+        "history": [
+            {"epoch": p.epoch, "step": p.step, "nll": p.nll, "kl": p.kl, "elbo": p.elbo, "loss": p.loss}
+            for p in result.history
+        ],
+        "metrics": result.metrics,
+        "timing": result.timing(),
+        "device": result.device,
+    }
+
+
+def _train(args: argparse.Namespace) -> int:
+    from .train import Trainer
+
+    cfg = config_from_args(args)
+    trainer = Trainer(cfg)
+    every = max(1, cfg.train.epochs // 10)
+    for progress in trainer:
+        if not args.quiet and (progress.epoch % every == 0 or progress.epoch == 1):
+            print(
+                f"epoch {progress.epoch:5d}  nll {progress.nll:12.4f}  kl {progress.kl:12.4f}  "
+                f"elbo {progress.elbo:12.4f}  {progress.seconds:7.2f}s",
+                flush=True,
+            )
+    result = trainer.result()
+    print(f"{cfg.model.kind} on {cfg.data.name} ({result.device}): {result.steps} steps in "
+          f"{result.train_seconds:.2f}s")
+    for key, value in result.metrics.items():
+        print(f"  {key:24s} {value:.4f}")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(run_record(result), f, indent=1)
+        print(f"wrote {args.json}")
+    return 0
+
+
+def _bench_parser(sub) -> None:
+    p = sub.add_parser("bench", help="time training steps and prediction (see bbb_core.bench)")
+    p.add_argument("--device", choices=DEVICES, default="cpu")
+    p.add_argument("--json", metavar="PATH")
+    p.add_argument("--quick", action="store_true", help="small sizes and few repeats (a smoke run)")
+
+
+def _bench(args: argparse.Namespace) -> int:
+    from .bench import main as bench_main
+
+    return bench_main(device=args.device, json_path=args.json, quick=args.quick)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _Parser(prog="python -m bbb_core", description="BBB Explorer, headless")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    _train_parser(sub)
+    _bench_parser(sub)
+    try:
+        args = parser.parse_args(argv)
+        return {"train": _train, "bench": _bench}[args.command](args)
+    except SystemExit as stop:
+        if isinstance(stop.code, str):
+            print(stop.code, file=sys.stderr)
+            return 2
+        raise
+    except (ValueError, RuntimeError, OSError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,240 @@
+"""Training runs: a seeded, device-aware loop that reports progress as it goes.
+
+`Trainer(cfg)` builds (or receives) the dataset and the model, moves the data to the device
+once, and trains with Adam on the ELBO of `losses.py`. It advances an epoch at a time
+(`step_epoch`), for a time slice (`advance(seconds)`, what a live UI calls between redraws) or to
+the end (`iter(trainer)` yields a `Progress` per epoch; `run()` returns a `Result`). A trainer can
+start from another model's weights (`init_from=`): after a knob moves, training continues from the
+current posterior under the new prior or KL weight.
+
+A loss that turns NaN or infinite raises `TrainingDiverged`, naming the likely causes.
+Per-step values stay on the device; they are read back once per epoch.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+import torch
+from torch import Tensor, nn
+
+from .config import RunConfig
+from .data import make_dataset
+from .data.base import Dataset
+from .evaluate import evaluate
+from .losses import elbo_loss, kl_share
+from .models import build_model
+
+
+_DEFAULT_THREADS = torch.get_num_threads()
+_SMALL_MODEL = 200_000  # parameters: below this, one CPU thread beats several (tiny ops)
+
+
+def cpu_threads_for(model: nn.Module) -> int:
+    """Intra-op CPU threads for `model`: 1 for small networks, whose many tiny ops lose more to
+    thread hand-offs than they gain, else the process default."""
+    n_params = sum(p.numel() for p in model.parameters())
+    return 1 if n_params < _SMALL_MODEL else _DEFAULT_THREADS
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or infinite."""
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    """"auto" -> cuda when a GPU is available, else cpu; "cuda" without a GPU is an error."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device 'cuda' was requested but no CUDA GPU is available; use cpu or auto")
+    if name not in ("cpu", "cuda"):
+        raise ValueError(f"device must be one of auto, cpu, cuda; got {name!r}")
+    return torch.device(name)
+
+
+@dataclass(frozen=True)
+class Progress:
+    """One epoch's report. nll is summed over the epoch's points (averaged over MC samples), kl is
+    the full KL[q || p] after the epoch, elbo = -(nll + kl) and loss = nll + the weighted KL terms
+    actually optimised (kl_weight, schedule)."""
+
+    step: int  # optimiser steps so far
+    epoch: int  # epochs completed
+    nll: float
+    kl: float
+    elbo: float
+    loss: float
+    seconds: float  # training time so far, excluding evaluation
+
+
+@dataclass
+class Result:
+    """A finished (or stopped) run."""
+
+    config: RunConfig
+    model: nn.Module
+    dataset: Dataset
+    history: list[Progress]
+    metrics: dict[str, float]
+    device: str
+    train_seconds: float
+    steps: int
+
+    def timing(self) -> dict[str, float]:
+        rate = self.steps / self.train_seconds if self.train_seconds > 0 else float("nan")
+        return {"train_seconds": self.train_seconds, "steps": self.steps, "steps_per_second": rate}
+
+
+def _optimizer(model: nn.Module, cfg: RunConfig) -> torch.optim.Optimizer:
+    decay = cfg.model.weight_decay if cfg.model.kind != "bbb" else 0.0
+    fused = next(model.parameters()).device.type in ("cpu", "cuda")
+    return torch.optim.Adam(model.parameters(), lr=cfg.train.lr, weight_decay=decay, fused=fused)
+
+
+@dataclass
+class Trainer:
+    """Trains `cfg`'s model on `cfg`'s data (see the module docstring).
+
+    Args:
+        cfg: the run's configuration (validated here).
+        dataset: a prepared dataset; None builds it from `cfg.data` and `cfg.seed`.
+        init_from: a model whose weights (same architecture) start this run: a warm start.
+        history_limit: keep at most this many Progress entries (oldest thinned), bounding memory.
+    """
+
+    cfg: RunConfig
+    dataset: Dataset | None = None
+    init_from: nn.Module | None = None
+    history_limit: int = 5000
+    history: list[Progress] = field(default_factory=list, init=False)
+
+    def __post_init__(self) -> None:
+        self.cfg.validate()
+        self.device = resolve_device(self.cfg.device)
+        torch.manual_seed(self.cfg.seed)
+        if self.dataset is None:
+            self.dataset = make_dataset(self.cfg.data, self.cfg.seed)
+        self.model = build_model(self.cfg.model, self.cfg.prior, self.dataset)
+        if self.init_from is not None:
+            try:
+                self.model.load_state_dict(self.init_from.state_dict())
+            except RuntimeError as err:
+                raise ValueError("cannot continue: the architecture changed; start from scratch") from err
+        self.model.to(self.device)
+        if self.device.type == "cpu":
+            torch.set_num_threads(cpu_threads_for(self.model))
+        self.optimizer = _optimizer(self.model, self.cfg)
+        self.x = self.dataset.x_train.to(self.device)
+        self.y = self.dataset.y_train.to(self.device)
+        self.generator = torch.Generator().manual_seed(self.cfg.seed)
+        self.epoch = 0
+        self.step = 0
+        self.seconds = 0.0
+
+    @property
+    def done(self) -> bool:
+        return self.epoch >= self.cfg.train.epochs
+
+    def _batches(self) -> list[Tensor] | None:
+        n, size = self.x.shape[0], self.cfg.train.batch_size
+        if size is None or size >= n:
+            return None
+        order = torch.randperm(n, generator=self.generator).to(self.device)
+        return list(order.split(size))
+
+    def step_epoch(self) -> Progress:
+        """Train one epoch and report it."""
+        t0 = time.perf_counter()
+        tc, n = self.cfg.train, self.x.shape[0]
+        self.model.train()
+        batches = self._batches()
+        m = 1 if batches is None else len(batches)
+        nll_sum = self.x.new_zeros(())
+        kl_terms = self.x.new_zeros(())
+        for i in range(m):
+            xb, yb = (self.x, self.y) if batches is None else (self.x[batches[i]], self.y[batches[i]])
+            out = self.model(xb, samples=tc.train_samples)
+            share = kl_share(tc.kl_schedule, i, m, self.epoch, tc.warmup_epochs)
+            terms = elbo_loss(
+                self.model.likelihood.nll(out, yb),
+                self.model.kl(),
+                n_data=n,
+                kl_weight=tc.kl_weight,
+                kl_share=share,
+            )
+            self.optimizer.zero_grad(set_to_none=True)
+            terms.loss.backward()
+            self.optimizer.step()
+            nll_sum += terms.nll.detach()
+            kl_terms += terms.kl_term.detach()
+            self.step += 1
+        with torch.no_grad():
+            kl = self.model.kl()
+        nll_v, kl_v, klt_v = (float(v) for v in torch.stack([nll_sum, kl, kl_terms]).cpu())
+        if not (math.isfinite(nll_v) and math.isfinite(kl_v)):
+            raise TrainingDiverged(
+                f"the loss became {'NaN' if math.isnan(nll_v) or math.isnan(kl_v) else 'infinite'} at "
+                f"epoch {self.epoch + 1}: lower the learning rate (now {tc.lr:g}), start with a "
+                f"smaller sigma (rho0 now {self.cfg.model.rho0:g}) or widen the prior"
+            )
+        self.epoch += 1
+        self.seconds += time.perf_counter() - t0
+        progress = Progress(
+            step=self.step,
+            epoch=self.epoch,
+            nll=nll_v,
+            kl=kl_v,
+            elbo=-(nll_v + kl_v),
+            loss=nll_v + klt_v,
+            seconds=self.seconds,
+        )
+        self._record(progress)
+        return progress
+
+    def _record(self, progress: Progress) -> None:
+        self.history.append(progress)
+        if len(self.history) > self.history_limit:  # keep every other old entry
+            half = len(self.history) // 2
+            self.history[:half] = self.history[:half:2]
+
+    def advance(self, seconds: float, max_epochs: int | None = None) -> list[Progress]:
+        """Train until `seconds` have passed, the run is done or `max_epochs` more are done."""
+        start, events = time.perf_counter(), []
+        while not self.done and time.perf_counter() - start < seconds:
+            events.append(self.step_epoch())
+            if max_epochs is not None and len(events) >= max_epochs:
+                break
+        return events
+
+    def __iter__(self) -> Iterator[Progress]:
+        while not self.done:
+            yield self.step_epoch()
+
+    def result(self) -> Result:
+        """Evaluate the model as it stands and package the run."""
+        metrics = evaluate(self.model, self.dataset, self.cfg)
+        return Result(
+            config=self.cfg,
+            model=self.model,
+            dataset=self.dataset,
+            history=list(self.history),
+            metrics=metrics,
+            device=str(self.device),
+            train_seconds=self.seconds,
+            steps=self.step,
+        )
+
+    def run(self, callback: Callable[[Progress], bool | None] | None = None) -> Result:
+        """Train to the end; `callback(progress)` returning True stops early."""
+        for progress in self:
+            if callback is not None and callback(progress):
+                break
+        return self.result()
+
+
+def train(cfg: RunConfig, dataset: Dataset | None = None, callback=None) -> Result:
+    """Train `cfg` to the end and return the `Result` (see `Trainer`)."""
+    return Trainer(cfg, dataset).run(callback)
