@@ -22,6 +22,7 @@ from .layers import BayesianConv2d, BayesianLinear, bayesian_layers, posterior_m
 from .losses import ElboTerms, elbo_loss, kl_share
 from .models import build_model
 from .predict import ClassificationPredictive, RegressionPredictive, predictive
+from .pruning import prune, pruning_curve
 from .priors import GaussianPrior, LaplacePrior, ScaleMixturePrior, build_prior
 from .train import Progress, Result, Trainer, TrainingDiverged, resolve_device, train
 
@@ -54,6 +55,8 @@ __all__ = [
     "make_dataset",
     "posterior_mean",
     "predictive",
+    "prune",
+    "pruning_curve",
     "resolve_device",
     "train",
 ]
