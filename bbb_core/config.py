@@ -241,7 +241,7 @@ def default_config(name: str = "blundell", **overrides: Any) -> RunConfig:
     elif name == "digits":
         model = replace(model, hidden=(128, 128))
         train = replace(train, epochs=60, batch_size=128, lr=3e-3)
-    else:  # MNIST / Fashion-MNIST: Blundell's 2 x 1200 with the scale-mixture prior
+    elif name in ("mnist", "fashion_mnist"):  # Blundell's 2 x 1200 with the scale-mixture prior
         model = replace(model, hidden=(1200, 1200))
         train = replace(train, epochs=20, batch_size=128, lr=1e-3)
         return RunConfig(data, PriorConfig(family="mixture"), model, train, **overrides)

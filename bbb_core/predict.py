@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
+from .layers import prediction_sampling
 from .models import CategoricalLikelihood
 
 _Z = {0.5: 0.6744897501960817, 0.68: 0.994457883209753, 0.95: 1.959963984540054}
@@ -124,12 +125,13 @@ def sample_outputs(model: nn.Module, x: Tensor, samples: int) -> Tensor:
         s_chunk = max(1, min(samples, per_call // max(1, x.shape[0])))
         b_chunk = max(1, per_call // s_chunk)
         rows = []
-        for b0 in range(0, x.shape[0], b_chunk):
-            xb = x[b0 : b0 + b_chunk]
-            cols = []
-            for s0 in range(0, samples, s_chunk):
-                cols.append(model(xb, samples=min(s_chunk, samples - s0)))
-            rows.append(torch.cat(cols, 0))
+        with prediction_sampling(model):
+            for b0 in range(0, x.shape[0], b_chunk):
+                xb = x[b0 : b0 + b_chunk]
+                cols = []
+                for s0 in range(0, samples, s_chunk):
+                    cols.append(model(xb, samples=min(s_chunk, samples - s0)))
+                rows.append(torch.cat(cols, 0))
         return torch.cat(rows, 1)
     finally:
         model.train(was_training)

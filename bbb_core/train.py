@@ -13,7 +13,10 @@ Per-step values stay on the device; they are read back once per epoch.
 
 from __future__ import annotations
 
+import ctypes
 import math
+import os
+import platform
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -28,9 +31,39 @@ from .evaluate import evaluate
 from .losses import elbo_loss, kl_share
 from .models import build_model
 
-
 _DEFAULT_THREADS = torch.get_num_threads()
 _SMALL_MODEL = 200_000  # parameters: below this, one CPU thread beats several (tiny ops)
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc mallopt parameters (malloc.h)
+_KEEP_FREE_HEAP = 256 << 20  # bytes of freed heap glibc may keep instead of returning them
+_MMAP_FROM = 32 << 20  # bytes: blocks at least this large are still mapped and unmapped alone
+_allocator_tuned = False
+
+
+def tune_cpu_allocator() -> bool:
+    """Let glibc keep up to 256 MiB of freed memory rather than hand it back to the OS at once.
+
+    Why: a Bayes by Backprop step allocates and frees a dozen weight-sized temporaries (noise,
+    sampled weights, their gradients); by default glibc returns such memory to the OS and then
+    page-faults it back in, every step: about a sixth of the CPU time of a 784-1200-1200-10
+    step. Process-wide, once; True if applied. A no-op off glibc or when the user sets glibc's
+    own MALLOC_TRIM_THRESHOLD_ / MALLOC_MMAP_THRESHOLD_.
+    """
+    global _allocator_tuned
+    if _allocator_tuned:
+        return True
+    if platform.libc_ver()[0] != "glibc" or any(
+        k in os.environ for k in ("MALLOC_TRIM_THRESHOLD_", "MALLOC_MMAP_THRESHOLD_")
+    ):
+        return False
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):
+        return False
+    _allocator_tuned = (
+        mallopt(_M_MMAP_THRESHOLD, _MMAP_FROM) == 1
+        and mallopt(_M_TRIM_THRESHOLD, _KEEP_FREE_HEAP) == 1
+    )
+    return _allocator_tuned
 
 
 def cpu_threads_for(model: nn.Module) -> int:
@@ -126,6 +159,7 @@ class Trainer:
         self.model.to(self.device)
         if self.device.type == "cpu":
             torch.set_num_threads(cpu_threads_for(self.model))
+            tune_cpu_allocator()
         self.optimizer = _optimizer(self.model, self.cfg)
         self.x = self.dataset.x_train.to(self.device)
         self.y = self.dataset.y_train.to(self.device)

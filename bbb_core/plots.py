@@ -1,0 +1,869 @@
+"""BBB Explorer's figures: pure functions from tensors, arrays and result objects to plotly figures.
+
+Nothing here draws on screen (no `fig.show()`, no streamlit); pages and notebooks display what these
+functions return, and the tests read the figures' traces and layout directly. Tensors may live on
+any device and may require grad: every input goes through `.detach().cpu()` first.
+
+- `prior_density_figure`: p(w) (or log p(w)) of each prior over the weight axis.
+- `regression_figure`: training data, the true function, shaded regions without training data, and
+  per model its predictive mean and bands (BBB: total and epistemic bands, sampled functions).
+- `loss_figure`: NLL, KL and -ELBO over the epochs, three stacked panels.
+- `classification_figure`: a heatmap of P(class 1), the predictive entropy or the mutual
+  information over the 2-D grid, with the training points and the far OOD ring on top.
+- `classification_grid_figure`: the same heatmap for several models side by side, one colour bar.
+- `metrics_frame`: a table (pandas DataFrame) of the models' metrics with readable headers.
+- `reliability_figure`: reliability diagram, accuracy against confidence per model.
+- `uncertainty_histogram`: normalised histograms of an uncertainty score, test set against OOD sets.
+- `image_gallery_figure`: images above bar charts of their predictive class probabilities.
+- `rotation_figure`: class probabilities (mean +- 1 std) as an image rotates, a panel per model.
+- `pruning_figure`: test error against the share of weights removed, one line per pruning rule.
+
+Colours are fixed by model kind (`MODEL_COLORS`, from the colour-blind-safe Okabe-Ito palette) so
+that a model looks the same in every figure; every figure uses one layout (`plotly_white`, compact
+margins, horizontal legend on top). Uncertainty as in Blundell et al., "Weight Uncertainty in
+Neural Networks", ICML 2015; the entropy / mutual-information split as in Depeweg et al., ICML 2018.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+import plotly.colors
+import plotly.graph_objects as go
+import torch
+from plotly.subplots import make_subplots
+
+from .data.base import Dataset
+from .metrics import Reliability
+from .predict import ClassificationPredictive, RegressionPredictive, normal_quantile
+from .priors import Prior
+from .train import Progress
+
+__all__ = [
+    "MODEL_COLORS",
+    "MODEL_LABELS",
+    "classification_figure",
+    "classification_grid_figure",
+    "image_gallery_figure",
+    "loss_figure",
+    "metrics_frame",
+    "model_color",
+    "model_label",
+    "prior_density_figure",
+    "pruning_figure",
+    "regression_figure",
+    "reliability_figure",
+    "rotation_figure",
+    "uncertainty_histogram",
+]
+
+# --- palette ------------------------------------------------------------------------------------
+
+MODEL_COLORS = {  # Okabe-Ito: distinguishable with every common colour-vision deficiency
+    "bbb": "#0072B2",  # blue
+    "standard": "#D55E00",  # vermillion
+    "dropout": "#009E73",  # bluish green
+    "ensemble": "#CC79A7",  # reddish purple
+}
+MODEL_LABELS = {
+    "bbb": "BBB",
+    "standard": "Standard",
+    "dropout": "MC dropout",
+    "ensemble": "Ensemble",
+}
+SERIES_COLORS = ["#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#000000"]
+OOD_COLORS = ["#E69F00", "#56B4E9", "#CC79A7", "#009E73", "#D55E00", "#000000"]  # OOD sets
+TEST_COLOR = "#4D4D4D"  # in-distribution test set in histograms
+DATA_COLOR = "#333333"  # training points
+CLASS_COLORS = ["#B2182B", "#2166AC"]  # 2-D class 0 / 1: the two ends of the RdBu scale
+CLASS_LINE_COLORS = plotly.colors.qualitative.T10  # image classes in line plots
+PROBABILITY_SCALE = [  # red (P(class 1) = 0) through white to blue (1)
+    [i / 10, c] for i, c in enumerate(plotly.colors.diverging.RdBu)
+]
+UNCERTAINTY_SCALE = "Viridis"
+GRAY_SCALE = [[0.0, "black"], [1.0, "white"]]
+
+_QUANTITIES = {  # heatmap quantity -> (colour-bar title, colour scale)
+    "probability": ("P(class 1)", PROBABILITY_SCALE),
+    "entropy": ("entropy (nats)", UNCERTAINTY_SCALE),
+    "mutual_info": ("mutual info (nats)", UNCERTAINTY_SCALE),
+}
+
+_METRIC_HEADERS = {  # metric key (evaluate.py) -> column header, in display order
+    "rmse": "RMSE",
+    "nll": "NLL",
+    "coverage_95": "95 % coverage",
+    "mean_std_in_range": "mean std in range",
+    "mean_std_out_of_range": "mean std out of range",
+    "accuracy": "accuracy",
+    "ece": "ECE",
+    "brier": "Brier",
+    "ood_auroc_entropy": "OOD AUROC (entropy)",
+    "ood_auroc_mi": "OOD AUROC (MI)",
+}
+
+# --- shared helpers -----------------------------------------------------------------------------
+
+
+def _np(x, dtype=np.float64) -> np.ndarray:
+    """`x` (tensor on any device, array or list) as a numpy array of `dtype`."""
+    if isinstance(x, torch.Tensor):
+        x = x.detach().cpu()
+        x = x.double() if dtype == np.float64 else x
+        return x.numpy().astype(dtype, copy=False)
+    return np.asarray(x, dtype=dtype)
+
+
+def model_color(kind: str, index: int = 0) -> str:
+    """The colour of model `kind`; unknown names take the series palette by position."""
+    return MODEL_COLORS.get(kind, SERIES_COLORS[index % len(SERIES_COLORS)])
+
+
+def model_label(kind: str) -> str:
+    return MODEL_LABELS.get(kind, kind)
+
+
+def _rgba(color: str, alpha: float) -> str:
+    r, g, b = plotly.colors.hex_to_rgb(color)
+    return f"rgba({r},{g},{b},{alpha})"
+
+
+def _pct(level: float) -> str:
+    return f"{100 * level:g} %"
+
+
+def _style(
+    fig: go.Figure,
+    title: str,
+    x_title: str | None = None,
+    y_title: str | None = None,
+    height: int = 440,
+    above_px: int = 0,
+) -> go.Figure:
+    """The house layout: white template, title top left, legend in a row above the plot.
+
+    `above_px` lifts the legend that many pixels higher, clear of subplot titles.
+    """
+    top = (80 if title else 40) + above_px
+    plot_px = max(height - top - 50, 1)
+    fig.update_layout(
+        template="plotly_white",
+        title=dict(text=title, x=0.01, xanchor="left", y=0.98, yanchor="top", font_size=18),
+        font=dict(size=13),
+        height=height,
+        margin=dict(l=60, r=20, t=top, b=50),
+        legend=dict(
+            orientation="h", x=0, xanchor="left", y=1 + above_px / plot_px, yanchor="bottom"
+        ),
+        hoverlabel=dict(font_size=13),
+    )
+    if x_title is not None:
+        fig.update_xaxes(title_text=x_title)
+    if y_title is not None:
+        fig.update_yaxes(title_text=y_title)
+    return fig
+
+
+_SUBPLOT_TITLE_PX = 26  # room for subplot titles between the legend and the plots
+
+
+def _log_ticks(values: np.ndarray) -> dict:
+    """Tick values 1, 2, 5 x 10^k (10^k only over more than 3 decades) spanning positive
+    `values`, labelled plainly: cleaner than plotly's small minor-digit labels."""
+    v = values[np.isfinite(values) & (values > 0)]
+    if v.size == 0:
+        return {}
+    lo, hi = math.floor(math.log10(v.min())), math.ceil(math.log10(v.max()))
+    steps = (1,) if hi - lo > 3 else (1, 2, 5)
+    ticks = [m * 10.0**k for k in range(lo, hi + 1) for m in steps]
+    ticks = [t for t in ticks if v.min() / 2.5 <= t <= v.max() * 2.5]
+    return dict(tickmode="array", tickvals=ticks, ticktext=[f"{t:g}" for t in ticks])
+
+
+def _band(
+    x: np.ndarray, lower: np.ndarray, upper: np.ndarray, name: str, color: str, alpha: float, **kw
+) -> go.Scatter:
+    """A filled band as one closed polygon: x forwards along `upper`, back along `lower`."""
+    return go.Scatter(
+        x=np.concatenate([x, x[::-1]]),
+        y=np.concatenate([upper, lower[::-1]]),
+        fill="toself",
+        fillcolor=_rgba(color, alpha),
+        line=dict(width=0),
+        mode="lines",
+        name=name,
+        hoverinfo="skip",
+        **kw,
+    )
+
+
+def _joined(x: np.ndarray, ys: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Several curves over one x as a single trace, separated by NaN gaps (light figures)."""
+    gap = np.array([np.nan])
+    xs = np.concatenate([np.concatenate([x, gap]) for _ in ys])
+    yy = np.concatenate([np.concatenate([y, gap]) for y in ys])
+    return xs, yy
+
+
+def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
+    """(first, last) index of every run of True in a 1-D bool array."""
+    padded = np.concatenate([[False], mask, [False]]).astype(np.int8)
+    steps = np.diff(padded)
+    return list(zip(np.flatnonzero(steps == 1), np.flatnonzero(steps == -1) - 1, strict=True))
+
+
+# --- priors -------------------------------------------------------------------------------------
+
+
+def _weight_axis(w_max: float) -> np.ndarray:
+    """[-w_max, w_max]: even spacing plus log spacing down to 1e-4 w_max, so narrow spikes such
+    as the scale mixture's N(0, e^-12) component are resolved; includes 0 and +-w_max."""
+    fine = np.geomspace(1e-4 * w_max, w_max, 300)
+    return np.unique(np.concatenate([np.linspace(-w_max, w_max, 601), fine, -fine, [0.0]]))
+
+
+def prior_density_figure(
+    priors: Mapping[str, Prior], w_max: float = 3.0, log: bool = False, y_max: float | None = None
+) -> go.Figure:
+    """Density p(w) (or log p(w) when `log`) of each named prior on [-w_max, w_max].
+
+    `y_max` caps the y axis (e.g. to see the Gaussian next to the mixture's tall spike).
+    """
+    w = _weight_axis(w_max)
+    fig = go.Figure()
+    for i, (name, prior) in enumerate(priors.items()):
+        lp = _np(prior.log_prob(torch.as_tensor(w, dtype=torch.float64)))
+        fig.add_trace(
+            go.Scatter(
+                x=w,
+                y=lp if log else np.exp(lp),
+                mode="lines",
+                name=name,
+                line=dict(color=SERIES_COLORS[i % len(SERIES_COLORS)], width=2.5),
+                hovertemplate="w = %{x:.4f}<br>"
+                + ("log p(w)" if log else "p(w)")
+                + " = %{y:.4g}<extra>"
+                + name
+                + "</extra>",
+            )
+        )
+    y_title = "log density log p(w)" if log else "density p(w)"
+    _style(fig, "Prior over one weight", "weight w", y_title)
+    if y_max is not None:
+        low = min((float(np.min(t.y)) for t in fig.data), default=0.0) if log else 0.0
+        fig.update_yaxes(range=[low, y_max])
+    return fig
+
+
+# --- regression ---------------------------------------------------------------------------------
+
+
+def _shade_out_of_range(fig: go.Figure, x: np.ndarray, in_range) -> None:
+    """Light grey spans where `in_range` is False, each marked "no training data"."""
+    if in_range is None:
+        return
+    for first, last in _runs(~_np(in_range, dtype=bool)):
+        fig.add_vrect(
+            x0=x[first],
+            x1=x[last],
+            fillcolor="lightgrey",
+            opacity=0.3,
+            layer="below",
+            line_width=0,
+            annotation_text="no training data",
+            annotation_position="top",
+            annotation_font=dict(size=11, color="#666666"),
+        )
+
+
+def _regression_traces(
+    kind: str,
+    index: int,
+    x: np.ndarray,
+    pred: RegressionPredictive,
+    level: float,
+    show_draws: bool,
+    max_draws: int,
+):
+    """(background, foreground) traces of one model: bands and draws below the data, means above."""
+    color, label, pct = model_color(kind, index), model_label(kind), _pct(level)
+    mean = _np(pred.mean)
+    lo, hi = (_np(t) for t in pred.interval(level, "total"))
+    back: list[go.Scatter] = []
+    if kind == "standard":
+        if bool((pred.aleatoric_var > 0).any()):  # a point estimate: only the noise band
+            half = normal_quantile(level) * _np(pred.aleatoric_std)
+            xs, ys = _joined(x, [mean + half, mean - half])
+            back.append(
+                go.Scatter(
+                    x=xs,
+                    y=ys,
+                    mode="lines",
+                    name=f"{label} noise {pct}",
+                    line=dict(color=color, width=1.5, dash="dot"),
+                    hoverinfo="skip",
+                )
+            )
+    else:
+        alpha = 0.18 if kind == "bbb" else 0.12
+        back.append(_band(x, lo, hi, f"{label} total {pct}", color, alpha))
+        if kind == "bbb" and bool((pred.aleatoric_var > 0).any()):
+            elo, ehi = (_np(t) for t in pred.interval(level, "epistemic"))
+            back.append(_band(x, elo, ehi, f"{label} epistemic {pct}", color, 0.35))
+        if kind == "bbb" and show_draws and pred.draws.shape[0] > 0:
+            xs, ys = _joined(x, list(_np(pred.draws[:max_draws])))
+            back.append(
+                go.Scatter(
+                    x=xs,
+                    y=ys,
+                    mode="lines",
+                    name=f"{label} sampled functions",
+                    line=dict(color=color, width=1),
+                    opacity=0.45,
+                    hoverinfo="skip",
+                )
+            )
+    front = go.Scatter(
+        x=x,
+        y=mean,
+        mode="lines",
+        name=f"{label} mean",
+        line=dict(color=color, width=3),
+        customdata=np.stack([lo, hi], axis=-1),
+        hovertemplate="x = %{x:.3f}<br>mean = %{y:.3f}<br>"
+        + pct
+        + " interval [%{customdata[0]:.3f}, %{customdata[1]:.3f}]<extra>"
+        + label
+        + "</extra>",
+    )
+    return back, front
+
+
+def regression_figure(
+    dataset: Dataset,
+    predictives: Mapping[str, RegressionPredictive],
+    *,
+    level: float = 0.95,
+    show_draws: bool = True,
+    show_truth: bool = True,
+    max_draws: int = 10,
+    title: str = "",
+) -> go.Figure:
+    """Data, truth and each model's predictive on `dataset.x_grid` (keys: model kinds).
+
+    BBB draws its total band and, when the noise is non-zero, the narrower epistemic band on top,
+    plus at most `max_draws` sampled functions; "standard" its mean (and its noise band, dotted);
+    other kinds their mean and a lighter total band. The y axis spans the data, not wild bands.
+    """
+    x = _np(dataset.x_grid)[:, 0]  # (G,)
+    fig = go.Figure()
+    _shade_out_of_range(fig, x, dataset.in_range)
+    kinds = sorted(predictives, key=lambda k: k == "bbb")  # BBB last, so drawn on top
+    layers = [
+        _regression_traces(k, i, x, predictives[k], level, show_draws, max_draws)
+        for i, k in enumerate(kinds)
+    ]
+    for back, _ in layers:
+        fig.add_traces(back)
+    fig.add_trace(
+        go.Scatter(
+            x=_np(dataset.x_train)[:, 0],
+            y=_np(dataset.y_train),
+            mode="markers",
+            name="training data",
+            marker=dict(color=DATA_COLOR, size=5, opacity=0.6),
+            hovertemplate="x = %{x:.3f}<br>y = %{y:.3f}<extra>training point</extra>",
+        )
+    )
+    fig.add_traces([front for _, front in layers])
+    if show_truth and dataset.f_grid is not None:
+        fig.add_trace(
+            go.Scatter(
+                x=x,
+                y=_np(dataset.f_grid),
+                mode="lines",
+                name="true function",
+                line=dict(color="black", width=2, dash="dash"),
+                hoverinfo="skip",
+            )
+        )
+    _style(fig, title or f"Regression on {dataset.name}", "input x", "target y", height=480)
+    y = np.concatenate(
+        [_np(dataset.y_train)] + ([_np(dataset.f_grid)] if dataset.f_grid is not None else [])
+    )
+    span = max(float(y.max() - y.min()), 1e-6)
+    fig.update_yaxes(range=[y.min() - 0.6 * span, y.max() + 0.6 * span])
+    fig.update_xaxes(range=[x.min(), x.max()])
+    return fig
+
+
+# --- training -----------------------------------------------------------------------------------
+
+
+def loss_figure(history: Sequence[Progress], n_train: int | None = None) -> go.Figure:
+    """NLL, KL and -ELBO (= NLL + KL) against the epoch, in three stacked panels sharing x.
+
+    With `n_train` every value is divided by the number of training points; a panel whose values
+    are all positive uses a log y axis.
+    """
+    epochs = np.array([p.epoch for p in history], dtype=np.int64)
+    scale = 1.0 / n_train if n_train else 1.0
+    unit = "nats / point" if n_train else "nats"
+    terms = [
+        ("NLL", [p.nll for p in history], "#E69F00"),
+        ("KL", [p.kl for p in history], "#56B4E9"),
+        ("−ELBO", [-p.elbo for p in history], "#000000"),
+    ]
+    fig = make_subplots(rows=3, cols=1, shared_xaxes=True, vertical_spacing=0.05)
+    for row, (name, values, color) in enumerate(terms, start=1):
+        y = np.asarray(values, dtype=np.float64) * scale
+        fig.add_trace(
+            go.Scatter(
+                x=epochs,
+                y=y,
+                mode="lines",
+                name=name,
+                line=dict(color=color, width=2),
+                hovertemplate="epoch %{x}<br>" + name + " = %{y:.4g} " + unit + "<extra></extra>",
+            ),
+            row=row,
+            col=1,
+        )
+        log_axis = y.size > 0 and bool(np.all(y[np.isfinite(y)] > 0))
+        fig.update_yaxes(
+            title_text=f"{name} ({unit})",
+            type="log" if log_axis else "linear",
+            **(_log_ticks(y) if log_axis else {}),
+            row=row,
+            col=1,
+        )
+    _style(fig, "Training: the terms of the ELBO", height=560)
+    fig.update_xaxes(title_text="epoch", row=3, col=1)
+    fig.update_layout(showlegend=False)
+    return fig
+
+
+# --- 2-D classification -------------------------------------------------------------------------
+
+
+def _grid_values(pred: ClassificationPredictive, quantity: str) -> np.ndarray:
+    """(B,) values of `quantity` at the grid points."""
+    if quantity == "probability":
+        return _np(pred.probs)[:, 1]
+    if quantity == "entropy":
+        return _np(pred.entropy)
+    if quantity == "mutual_info":
+        return _np(pred.mutual_info)
+    raise ValueError(f"quantity must be one of {', '.join(_QUANTITIES)}; got {quantity!r}")
+
+
+def _z_range(quantity: str, n_classes: int, values: Sequence[np.ndarray]) -> tuple[float, float]:
+    """Fixed colour ranges, so figures of different models compare: [0, 1], [0, ln C] or
+    [0, max(ln C / 2, largest value)] for the mutual information."""
+    if quantity == "probability":
+        return 0.0, 1.0
+    top = math.log(max(n_classes, 2))
+    if quantity == "entropy":
+        return 0.0, top
+    finite = [v[np.isfinite(v)] for v in values]
+    data_max = max((float(v.max()) for v in finite if v.size), default=0.0)
+    return 0.0, max(top / 2, data_max)
+
+
+def _heatmap(dataset: Dataset, values: np.ndarray, quantity: str, **kw) -> go.Heatmap:
+    xs, ys = (_np(a) for a in dataset.grid_axes)
+    label = _QUANTITIES[quantity][0]
+    return go.Heatmap(
+        x=xs,
+        y=ys,
+        z=values.reshape(len(ys), len(xs)),  # rows follow ys, columns xs
+        zsmooth="best",
+        hovertemplate="x₁ = %{x:.2f}<br>x₂ = %{y:.2f}<br>" + label + " = %{z:.3f}<extra></extra>",
+        **kw,
+    )
+
+
+def _points(dataset: Dataset, showlegend: bool = True) -> list[go.Scatter]:
+    """Training points coloured by class, then the far OOD ring as small grey crosses."""
+    x, y = _np(dataset.x_train), _np(dataset.y_train, dtype=np.int64)
+    traces = [
+        go.Scatter(
+            x=x[y == c, 0],
+            y=x[y == c, 1],
+            mode="markers",
+            name=f"class {c}",
+            legendgroup=f"class {c}",
+            showlegend=showlegend,
+            marker=dict(color=CLASS_COLORS[c % 2], size=7, line=dict(color="white", width=1)),
+            hovertemplate="x₁ = %{x:.2f}<br>x₂ = %{y:.2f}<extra>class " + str(c) + "</extra>",
+        )
+        for c in range(max(dataset.n_classes, 2))
+    ]
+    if "far" in dataset.ood:
+        far = _np(dataset.ood["far"])
+        traces.append(
+            go.Scatter(
+                x=far[:, 0],
+                y=far[:, 1],
+                mode="markers",
+                name="far OOD inputs",
+                legendgroup="far",
+                showlegend=showlegend,
+                marker=dict(color="rgba(90,90,90,0.6)", size=5, symbol="x"),
+                hoverinfo="skip",
+            )
+        )
+    return traces
+
+
+def _square_axes(fig: go.Figure, dataset: Dataset, n: int = 1) -> None:
+    xs, ys = (_np(a) for a in dataset.grid_axes)
+    for i in range(1, n + 1):
+        suffix = "" if i == 1 else str(i)
+        fig.update_layout(
+            {
+                f"xaxis{suffix}": dict(
+                    range=[xs.min(), xs.max()],
+                    constrain="domain",
+                    title_text="x₁ (standardised)",
+                    showgrid=False,
+                    zeroline=False,
+                ),
+                f"yaxis{suffix}": dict(
+                    range=[ys.min(), ys.max()],
+                    constrain="domain",
+                    scaleanchor=f"x{suffix}",
+                    scaleratio=1,
+                    showgrid=False,
+                    zeroline=False,
+                    showticklabels=i == 1,
+                    title_text="x₂ (standardised)" if i == 1 else None,
+                ),
+            }
+        )
+
+
+def classification_figure(
+    dataset: Dataset, pred: ClassificationPredictive, quantity: str, title: str = ""
+) -> go.Figure:
+    """A heatmap of `quantity` ("probability": P(class 1), "entropy", "mutual_info") over the
+    dataset's 2-D grid with fixed colour ranges, the training points and the far OOD ring."""
+    values = _grid_values(pred, quantity)
+    zmin, zmax = _z_range(quantity, pred.probs.shape[-1], [values])
+    label, scale = _QUANTITIES[quantity]
+    fig = go.Figure(
+        _heatmap(
+            dataset,
+            values,
+            quantity,
+            colorscale=scale,
+            zmin=zmin,
+            zmax=zmax,
+            colorbar=dict(title=dict(text=label, side="right")),
+        )
+    )
+    fig.add_traces(_points(dataset))
+    _style(fig, title or label, height=520)
+    _square_axes(fig, dataset)
+    return fig
+
+
+def classification_grid_figure(
+    dataset: Dataset, preds: Mapping[str, ClassificationPredictive], quantity: str, title: str = ""
+) -> go.Figure:
+    """`classification_figure`'s heatmap for each model (keys: kinds) side by side, sharing one
+    colour scale and one colour bar."""
+    values = [_grid_values(p, quantity) for p in preds.values()]
+    n_classes = max((p.probs.shape[-1] for p in preds.values()), default=2)
+    zmin, zmax = _z_range(quantity, n_classes, values)
+    label, scale = _QUANTITIES[quantity]
+    n = max(len(preds), 1)
+    fig = make_subplots(
+        rows=1, cols=n, subplot_titles=[model_label(k) for k in preds], horizontal_spacing=0.03
+    )
+    for col, v in enumerate(values, start=1):
+        fig.add_trace(_heatmap(dataset, v, quantity, coloraxis="coloraxis"), row=1, col=col)
+        for trace in _points(dataset, showlegend=col == 1):
+            fig.add_trace(trace, row=1, col=col)
+    fig.update_layout(
+        coloraxis=dict(
+            colorscale=scale,
+            cmin=zmin,
+            cmax=zmax,
+            colorbar=dict(title=dict(text=label, side="right")),
+        )
+    )
+    _style(fig, title or label, height=420, above_px=_SUBPLOT_TITLE_PX)
+    _square_axes(fig, dataset, n)
+    return fig
+
+
+# --- tables and calibration ---------------------------------------------------------------------
+
+
+def metrics_frame(metrics: Mapping[str, Mapping[str, float]]) -> pd.DataFrame:
+    """One row per model kind, one column per metric in a fixed order with readable headers
+    (unknown metrics follow under their own names); missing values are NaN."""
+    present = {key for m in metrics.values() for key in m}
+    known = [k for k in _METRIC_HEADERS if k in present]
+    extra = [k for m in metrics.values() for k in m if k not in _METRIC_HEADERS]
+    keys = known + list(dict.fromkeys(extra))
+    rows = [[float(m.get(k, math.nan)) for k in keys] for m in metrics.values()]
+    columns = [_METRIC_HEADERS.get(k, k) for k in keys]
+    frame = pd.DataFrame(rows, index=list(metrics), columns=columns, dtype=np.float64)
+    frame.index.name = "model"
+    return frame
+
+
+def reliability_figure(reliabilities: Mapping[str, Reliability]) -> go.Figure:
+    """Reliability diagram: per model a bar per non-empty bin (width = the bin, height = its
+    accuracy), the diagonal of perfect calibration; bin counts and mean confidence in the hover."""
+    fig = go.Figure()
+    for i, (kind, rel) in enumerate(reliabilities.items()):
+        edges, acc = np.asarray(rel.bin_edges, float), np.asarray(rel.accuracy, float)
+        keep = (np.asarray(rel.counts) > 0) & np.isfinite(acc)  # empty bins have nan
+        color = model_color(kind, i)
+        info = np.stack([edges[:-1], edges[1:], rel.confidence, rel.counts], axis=-1)[keep]
+        fig.add_trace(
+            go.Bar(
+                x=((edges[:-1] + edges[1:]) / 2)[keep],
+                y=acc[keep],
+                width=np.diff(edges)[keep],
+                name=model_label(kind),
+                customdata=info,
+                marker=dict(color=_rgba(color, 0.3), line=dict(color=color, width=2)),
+                hovertemplate="confidence in (%{customdata[0]:.2f}, %{customdata[1]:.2f}]<br>"
+                "accuracy = %{y:.3f}<br>mean confidence = %{customdata[2]:.3f}<br>"
+                "%{customdata[3]:.0f} points<extra>" + model_label(kind) + "</extra>",
+            )
+        )
+    fig.add_trace(
+        go.Scatter(
+            x=[0, 1],
+            y=[0, 1],
+            mode="lines",
+            name="perfect calibration",
+            line=dict(color="#555555", dash="dash", width=1.5),
+            hoverinfo="skip",
+        )
+    )
+    _style(
+        fig,
+        "Reliability diagram",
+        "confidence (max class probability)",
+        "accuracy (fraction correct)",
+        height=480,
+    )
+    fig.update_layout(barmode="overlay", bargap=0)
+    fig.update_xaxes(range=[0, 1.01], constrain="domain")
+    fig.update_yaxes(range=[0, 1.01], scaleanchor="x", scaleratio=1, constrain="domain")
+    return fig
+
+
+def uncertainty_histogram(
+    score_test, scores_ood: Mapping[str, object], title: str, x_title: str, n_bins: int = 40
+) -> go.Figure:
+    """Overlaid probability-density histograms of a score on shared bins: the test set against
+    each OOD set (non-finite scores dropped). Bars are computed here, so the figure stays light."""
+    sets = {"test set": _np(score_test).ravel()}
+    sets |= {name.replace("_", " "): _np(s).ravel() for name, s in scores_ood.items()}
+    sets = {name: s[np.isfinite(s)] for name, s in sets.items()}
+    edges = np.histogram_bin_edges(np.concatenate(list(sets.values())), bins=n_bins)
+    fig = go.Figure()
+    for i, (name, s) in enumerate(sets.items()):
+        density = np.histogram(s, edges, density=True)[0] if s.size else np.zeros(n_bins)
+        color = TEST_COLOR if i == 0 else OOD_COLORS[(i - 1) % len(OOD_COLORS)]
+        fig.add_trace(
+            go.Bar(
+                x=(edges[:-1] + edges[1:]) / 2,
+                y=density,
+                width=np.diff(edges),
+                name=name,
+                marker=dict(color=_rgba(color, 0.45), line=dict(color=color, width=1)),
+                customdata=np.stack([edges[:-1], edges[1:]], axis=-1),
+                hovertemplate="[%{customdata[0]:.3g}, %{customdata[1]:.3g})<br>density = %{y:.3g}"
+                f"<extra>{name} (n = {s.size})</extra>",
+            )
+        )
+    _style(fig, title, x_title, "probability density")
+    fig.update_layout(barmode="overlay", bargap=0)
+    return fig
+
+
+# --- images -------------------------------------------------------------------------------------
+
+
+def _unit_range(image: np.ndarray) -> np.ndarray:
+    """Min-max scaled to [0, 1] (a constant image becomes 0)."""
+    lo, hi = np.nanmin(image), np.nanmax(image)
+    return (image - lo) / (hi - lo) if hi > lo else np.zeros_like(image)
+
+
+def _class_ticks(n: int, class_names: Sequence[str] | None) -> dict:
+    names = list(class_names) if class_names is not None else [str(c) for c in range(n)]
+    return dict(tickmode="array", tickvals=list(range(n)), ticktext=names[:n])
+
+
+def image_gallery_figure(
+    images,
+    probs,
+    probs_std,
+    labels,
+    titles: Sequence[str],
+    *,
+    kind: str = "bbb",
+    class_names: Sequence[str] | None = None,
+    title: str = "",
+) -> go.Figure:
+    """K images (K, 1, H, W) in a row, each above a bar chart of its predictive class
+    probabilities (K, C) with error bars of one std (K, C); the true label's bar (labels (K,),
+    or None) is drawn in the colour of model `kind`, the others grey."""
+    imgs, p, sd = _np(images), _np(probs), _np(probs_std)
+    k, c = p.shape
+    if len(titles) != k:
+        raise ValueError(f"titles must name each of the {k} images; got {len(titles)}")
+    y = None if labels is None else _np(labels, dtype=np.int64)
+    fig = make_subplots(
+        rows=2,
+        cols=k,
+        row_heights=[0.6, 0.4],
+        vertical_spacing=0.1,
+        horizontal_spacing=0.02 if k > 6 else 0.04,
+        subplot_titles=list(titles) + [""] * k,
+    )
+    for j in range(k):
+        fig.add_trace(
+            go.Heatmap(
+                z=_unit_range(imgs[j, 0]),
+                colorscale=GRAY_SCALE,
+                zmin=0,
+                zmax=1,
+                showscale=False,
+                hoverinfo="skip",
+            ),
+            row=1,
+            col=j + 1,
+        )
+        colors = ["#B0B0B0"] * c
+        if y is not None:
+            colors[int(y[j])] = model_color(kind)
+        fig.add_trace(
+            go.Bar(
+                x=np.arange(c),
+                y=p[j],
+                marker_color=colors,
+                showlegend=False,
+                customdata=sd[j],
+                error_y=dict(type="data", array=sd[j], visible=True, thickness=1.2, width=2),
+                hovertemplate="class %{x}: p = %{y:.3f} ± %{customdata:.3f}<extra></extra>",
+            ),
+            row=2,
+            col=j + 1,
+        )
+        fig.update_xaxes(visible=False, row=1, col=j + 1)
+        fig.update_yaxes(
+            visible=False,
+            autorange="reversed",
+            scaleanchor=f"x{j + 1}",
+            constrain="domain",
+            row=1,
+            col=j + 1,
+        )
+        fig.update_xaxes(tickfont_size=10, **_class_ticks(c, class_names), row=2, col=j + 1)
+        fig.update_yaxes(range=[0, 1.05], showticklabels=j == 0, row=2, col=j + 1)
+    fig.update_yaxes(title_text="probability", row=2, col=1)
+    _style(fig, title, height=380)
+    fig.update_layout(showlegend=False, margin_t=90 if title else 50)
+    return fig
+
+
+def _top_classes(means: Sequence[np.ndarray], top: int) -> list[int]:
+    """The `top` classes with the highest probability at any angle under any model."""
+    peak = np.max(np.stack([m.max(axis=0) for m in means]), axis=0)  # (C,)
+    return sorted(int(c) for c in np.argsort(-peak, kind="stable")[:top])
+
+
+def rotation_figure(
+    angles,
+    curves: Mapping[str, tuple],
+    classes: Sequence[int] | None = None,
+    *,
+    top: int = 3,
+    class_names: Sequence[str] | None = None,
+    title: str = "",
+) -> go.Figure:
+    """Predicted class probabilities against the rotation angle (degrees), a panel per model:
+    `curves[kind] = (mean (A, C), std (A, C))`; a line per class (the `top` most probable unless
+    `classes` is given) with a shaded +-1 std band, clipped to [0, 1]."""
+    a = _np(angles)
+    data = {kind: (_np(m), _np(s)) for kind, (m, s) in curves.items()}
+    if classes is None:
+        classes = _top_classes([m for m, _ in data.values()], top)
+    fig = make_subplots(
+        rows=1,
+        cols=max(len(data), 1),
+        shared_yaxes=True,
+        subplot_titles=[model_label(k) for k in data],
+        horizontal_spacing=0.04,
+    )
+    for col, (mean, std) in enumerate(data.values(), start=1):
+        for i, c in enumerate(classes):
+            color = CLASS_LINE_COLORS[i % len(CLASS_LINE_COLORS)]
+            name = f"class {class_names[c] if class_names else c}"
+            lo, hi = np.clip(mean[:, c] - std[:, c], 0, 1), np.clip(mean[:, c] + std[:, c], 0, 1)
+            fig.add_trace(
+                _band(a, lo, hi, name, color, 0.2, legendgroup=name, showlegend=False),
+                row=1,
+                col=col,
+            )
+            fig.add_trace(
+                go.Scatter(
+                    x=a,
+                    y=mean[:, c],
+                    mode="lines",
+                    name=name,
+                    legendgroup=name,
+                    showlegend=col == 1,
+                    line=dict(color=color, width=2.5),
+                    hovertemplate="%{x:.0f}°: p = %{y:.3f}<extra>" + name + "</extra>",
+                ),
+                row=1,
+                col=col,
+            )
+    _style(fig, title or "Prediction as the image rotates", height=400, above_px=_SUBPLOT_TITLE_PX)
+    span = float(a.max() - a.min()) if a.size else 0.0
+    fig.update_xaxes(
+        title_text="rotation angle (degrees)", ticksuffix="°", dtick=30 if span >= 90 else None
+    )
+    fig.update_yaxes(range=[0, 1.02])
+    fig.update_yaxes(title_text="predicted probability", row=1, col=1)
+    return fig
+
+
+# --- pruning ------------------------------------------------------------------------------------
+
+
+def pruning_figure(fractions, errors: Mapping[str, object], title: str = "") -> go.Figure:
+    """Test error against the share of weights removed, a line per pruning rule. `fractions`
+    (F,) and each `errors[rule]` (F,) are fractions in [0, 1]; both axes are drawn in %."""
+    x = 100 * _np(fractions)
+    fig = go.Figure()
+    for i, (name, err) in enumerate(errors.items()):
+        fig.add_trace(
+            go.Scatter(
+                x=x,
+                y=100 * _np(err),
+                mode="lines+markers",
+                name=name,
+                line=dict(color=SERIES_COLORS[i % len(SERIES_COLORS)], width=2.5),
+                hovertemplate="%{x:.1f} % removed<br>error = %{y:.2f} %<extra>" + name + "</extra>",
+            )
+        )
+    _style(
+        fig, title or "Pruning by signal-to-noise ratio", "weights removed (%)", "test error (%)"
+    )
+    fig.update_yaxes(rangemode="tozero")
+    return fig

@@ -1,0 +1,112 @@
+"""The 2-D classification page through Streamlit's AppTest: the heatmaps of BBB and the
+baselines, moved widgets, a preset, the URL, and a finished run's metrics.
+
+AppTest runs the live `run_every` fragment once per `run()` (one training tick); the loop's step
+function itself is tested in test_ui_live.py.
+"""
+
+import json
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("streamlit")
+from streamlit.testing.v1 import AppTest  # noqa: E402
+
+PAGE = str(Path(__file__).resolve().parents[1] / "pages" / "classification.py")
+P = "classification"
+MAPS = ("probability", "entropy", "mutual_info")
+
+
+def _page(**params: str) -> AppTest:
+    at = AppTest.from_file(PAGE, default_timeout=60)
+    for key, value in params.items():
+        at.query_params[key] = value
+    return _run(at)
+
+
+def _run(at: AppTest) -> AppTest:
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def _chart(at: AppTest, name: str) -> dict:
+    for chart in at.get("plotly_chart"):
+        if f"-{P}-{name}-" in chart.proto.id + "-":
+            return json.loads(chart.proto.spec)
+    raise AssertionError(f"no chart {name}")
+
+
+def _heatmaps(fig: dict) -> int:
+    return sum(t["type"] == "heatmap" for t in fig["data"])
+
+
+def _data(fig: dict) -> str:
+    return json.dumps(fig["data"], sort_keys=True)
+
+
+def test_defaults_draw_three_maps_for_bbb_and_the_standard_network():
+    at = _page()
+    assert at.title[0].value.startswith("Classification")
+    assert len(at.get("plotly_chart")) == 5  # three maps, the losses, the prior
+    for name in MAPS:
+        fig = _chart(at, name)
+        assert _heatmaps(fig) == 2
+        names = {t.get("name") for t in fig["data"]}
+        assert {"class 0", "class 1", "far OOD inputs"} <= names
+    assert [a["text"] for a in _chart(at, "probability")["layout"]["annotations"]] == [
+        "BBB",
+        "Standard",
+    ]
+    assert not at.error and not at.warning and at.query_params["data"] == "moons"
+
+
+def test_moving_the_kl_weight_changes_the_maps():
+    at = _page()
+    before = [_data(_chart(at, name)) for name in MAPS]
+    at.select_slider(key=f"{P}:kl").set_value(0.01)
+    _run(at)
+    assert at.session_state["live_run"].cfg.train.kl_weight == 0.01
+    assert all(_data(_chart(at, n)) != b for n, b in zip(MAPS, before, strict=True))
+
+
+def test_baselines_add_a_map_each():
+    at = _page()
+    at.checkbox(key=f"{P}:show_dropout").check()
+    at.checkbox(key=f"{P}:show_ensemble").check()
+    _run(at)
+    assert _heatmaps(_chart(at, "entropy")) == 4
+    assert at.session_state["live_run"].kinds == ("bbb", "standard", "dropout", "ensemble")
+
+
+def test_a_preset_loads_spirals_with_baselines():
+    at = _page()
+    at.selectbox(key=f"{P}:preset").set_value("far-away")
+    _run(at)
+    run = at.session_state["live_run"]
+    assert run.cfg.data.name == "spirals" and len(run.kinds) == 4
+    assert "far from the data" in at.info[0].value
+    assert at.query_params["preset"] == "far-away"
+
+
+def test_a_link_reproduces_the_settings():
+    at = _page(data="xor", kl="0.1", seed="2", hidden="16,16", pred_samples="20")
+    cfg = at.session_state["live_run"].cfg
+    assert cfg.data.name == "xor" and cfg.train.kl_weight == 0.1 and cfg.seed == 2
+    assert cfg.model.hidden == (16, 16) and cfg.train.pred_samples == 20
+    assert not at.warning
+
+
+def test_a_finished_run_shows_classification_metrics():
+    at = _page(epochs="20")
+    for _ in range(40):
+        if at.session_state["live_run"].done:
+            break
+        _run(at)
+    _run(at)
+    table = at.dataframe[0].value
+    assert list(table.index) == ["BBB", "Standard"]
+    assert {"accuracy", "ECE", "OOD AUROC (entropy)", "OOD AUROC (MI)"} <= set(table.columns)
+    assert (table["accuracy"] > 0.5).all()
+    assert len(at.get("download_button")) == 3

@@ -1,0 +1,187 @@
+"""The regression page through Streamlit's AppTest: defaults, moved widgets, presets, the URL,
+finishing a run, and errors shown as messages.
+
+AppTest runs the live `run_every` fragment once per `run()`, i.e. one training tick; tests that
+need a finished run use a few epochs and run until the status says so. The loop's step function
+itself is tested in test_ui_live.py.
+"""
+
+import json
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("streamlit")
+from streamlit.testing.v1 import AppTest  # noqa: E402
+
+PAGE = str(Path(__file__).resolve().parents[1] / "pages" / "regression.py")
+P = "regression"
+
+
+def _page(**params: str) -> AppTest:
+    at = AppTest.from_file(PAGE, default_timeout=60)
+    for key, value in params.items():
+        at.query_params[key] = value
+    return _run(at)
+
+
+def _run(at: AppTest) -> AppTest:
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def _chart(at: AppTest, name: str) -> dict:
+    """The plotly figure (as JSON) of the chart whose key ends with `name`."""
+    for chart in at.get("plotly_chart"):
+        if f"-{P}-{name}-" in chart.proto.id + "-":
+            return json.loads(chart.proto.spec)
+    raise AssertionError(f"no chart {name}: {[c.proto.id for c in at.get('plotly_chart')]}")
+
+
+def _traces(fig: dict) -> list[str]:
+    return [t.get("name") for t in fig["data"]]
+
+
+def _data(fig: dict) -> str:
+    return json.dumps(fig["data"], sort_keys=True)
+
+
+def _run_to_finish(at: AppTest, limit: int = 40) -> AppTest:
+    for _ in range(limit):
+        if at.session_state["live_run"].done:
+            break
+        _run(at)
+    _run(at)
+    assert at.session_state["live_run"].done
+    return at
+
+
+def test_defaults_draw_the_fit_the_losses_and_the_prior():
+    at = _page()
+    assert at.title[0].value.startswith("Regression")
+    assert len(at.get("plotly_chart")) == 3
+    fit = _traces(_chart(at, "fit"))
+    for name in ("BBB mean", "Standard mean", "training data", "true function", "BBB total 95 %"):
+        assert name in fit
+    assert _traces(_chart(at, "loss")) == ["NLL", "KL", "−ELBO"]
+    assert len(_chart(at, "prior-plot")["data"]) == 1
+    assert [b.label for b in at.button] == ["Pause", "Step", "Reset"]
+    assert not at.error and not at.warning
+    run = at.session_state["live_run"]
+    assert run.kinds == ("bbb", "standard") and run.trainers["bbb"].epoch > 0
+
+
+def test_every_setting_is_written_into_the_url():
+    at = _page()
+    params = at.query_params
+    assert params["data"] == "blundell" and params["kl"] == "1.0" and params["seed"] == "0"
+    assert {"sigma", "epochs", "pred_samples", "hidden", "mode", "device"} <= set(params)
+
+
+def test_moving_the_kl_weight_retrains_bbb_and_changes_the_chart():
+    at = _page()
+    before, run = _data(_chart(at, "fit")), at.session_state["live_run"]
+    at.select_slider(key=f"{P}:kl").set_value(0.0)
+    _run(at)
+    after = at.session_state["live_run"]
+    assert after.cfg.train.kl_weight == 0.0 and after.trainers["bbb"] is not run.trainers["bbb"]
+    assert after.trainers["standard"] is run.trainers["standard"]
+    assert _data(_chart(at, "fit")) != before
+    assert at.query_params["kl"] == "0.0"
+
+
+def test_moving_the_prior_sigma_changes_the_prior_plot_and_the_fit():
+    at = _page()
+    prior, fit = _data(_chart(at, "prior-plot")), _data(_chart(at, "fit"))
+    at.select_slider(key=f"{P}:sigma").set_value(0.1)
+    _run(at)
+    assert at.session_state["live_run"].cfg.prior.sigma == 0.1
+    assert _data(_chart(at, "prior-plot")) != prior and _data(_chart(at, "fit")) != fit
+
+
+def test_a_preset_loads_its_settings_and_tells_its_story():
+    at = _page()
+    fit = _data(_chart(at, "fit"))
+    at.selectbox(key=f"{P}:preset").set_value("gap")
+    _run(at)
+    assert "in-between gap" in at.info[0].value and "Foong" in at.info[0].value
+    run = at.session_state["live_run"]
+    assert run.cfg.data.name == "gap" and run.cfg.data.gap == 2.0
+    assert run.kinds == ("bbb", "standard", "ensemble")
+    assert "Ensemble mean" in _traces(_chart(at, "fit")) and _data(_chart(at, "fit")) != fit
+    assert at.query_params["preset"] == "gap"
+    at.select_slider(key=f"{P}:kl").set_value(0.5)  # any knob: no longer the preset's view
+    _run(at)
+    assert at.selectbox(key=f"{P}:preset").value == "custom" and not at.info
+
+
+def test_the_url_sets_the_widgets_and_bad_values_fall_back_with_a_notice():
+    at = _page(kl="0.1", epochs="300", seed="4", sigma="oops")
+    assert at.select_slider(key=f"{P}:kl").value == 0.1
+    assert at.number_input(key=f"{P}:epochs").value == 300
+    cfg = at.session_state["live_run"].cfg
+    assert (cfg.train.kl_weight, cfg.train.epochs, cfg.seed, cfg.prior.sigma) == (0.1, 300, 4, 1.0)
+    assert len(at.warning) == 1 and "sigma='oops'" in at.warning[0].value
+
+
+def test_a_finished_run_shows_metrics_and_downloads():
+    at = _run_to_finish(_page(epochs="20"))
+    status = at.session_state["live_run"]
+    assert status.metrics is not None
+    assert any(m.value.startswith(":green[**Finished**]") for m in at.markdown)
+    table = at.dataframe[0].value
+    assert list(table.index) == ["BBB", "Standard"]
+    assert {"RMSE", "NLL", "95 % coverage", "mean std out of range"} <= set(table.columns)
+    labels = [b.label for b in at.get("download_button")]
+    assert labels == ["Config (JSON)", "Plotted data (CSV)", "Metrics (CSV)"]
+    assert at.button[0].label == "Play" and at.button[0].disabled
+
+
+def test_pause_step_and_reset():
+    at = _page()
+    at.button[0].click()  # Pause
+    _run(at)
+    run = at.session_state["live_run"]
+    assert not run.playing and at.button[0].label == "Play"
+    epoch = run.trainers["bbb"].epoch
+    at.button[1].click()  # Step: 800 // 20 epochs
+    _run(at)
+    assert at.session_state["live_run"].trainers["bbb"].epoch == epoch + 40
+    at.button[2].click()  # Reset
+    _run(at)
+    run = at.session_state["live_run"]
+    assert run.trainers["bbb"].epoch == 0 and not run.playing
+
+
+def test_bad_hidden_layers_show_what_to_change_and_keep_the_last_run():
+    at = _page()
+    run = at.session_state["live_run"]
+    at.text_input(key=f"{P}:hidden").set_value("32, banana")
+    _run(at)
+    assert "Hidden layers" in at.error[0].value and "e.g. 32, 32" in at.error[0].value
+    assert at.session_state["live_run"] is run and len(at.get("plotly_chart")) == 2
+
+
+def test_switching_the_dataset_loads_its_settings_and_baselines_join_the_chart():
+    at = _page()
+    at.selectbox(key=f"{P}:data").set_value("cubic")
+    _run(at)
+    cfg = at.session_state["live_run"].cfg
+    assert cfg.model.hidden == (50,) and cfg.model.noise_model == "fixed"
+    assert at.number_input(key=f"{P}:noise_std").value == 3.0
+    at.checkbox(key=f"{P}:show_dropout").check()
+    _run(at)
+    assert "MC dropout mean" in _traces(_chart(at, "fit"))
+
+
+def test_a_diverging_run_shows_a_message_not_a_traceback(monkeypatch):
+    from bbb_core import Trainer, TrainingDiverged
+
+    def explode(self):
+        raise TrainingDiverged("the loss became NaN at epoch 1: lower the learning rate (now 0.1)")
+
+    monkeypatch.setattr(Trainer, "step_epoch", explode)
+    at = _page(lr="0.1")
+    assert not at.exception
+    assert any("diverged" in e.value and "learning rate" in e.value for e in at.error)

@@ -1,0 +1,270 @@
+"""Tests for `bbb_core.train`: seeded runs repeat exactly, progress events, time-sliced training,
+warm starts, the NaN guard, minibatches with every KL schedule wired to `losses`, and the device
+resolution. Tiny networks on tiny data, a few epochs each."""
+
+from __future__ import annotations
+
+import importlib
+import math
+import time
+from dataclasses import replace
+from itertools import pairwise
+
+import pytest
+import torch
+
+from bbb_core.config import KL_SCHEDULES, RunConfig, default_config
+from bbb_core.layers import bayesian_layers
+from bbb_core.train import Progress, Result, Trainer, TrainingDiverged, resolve_device
+
+pytestmark = pytest.mark.usefixtures("single_thread")
+
+# the module, not the `bbb_core.train` function that the package exports under the same name
+train_module = importlib.import_module("bbb_core.train")
+
+
+def tiny(name: str = "moons", *, seed: int = 0, **train_fields) -> RunConfig:
+    """`default_config(name)` shrunk: 40 points, one hidden layer of 8, 5 epochs."""
+    cfg = default_config(name, device="cpu", seed=seed)
+    fields = {"epochs": 5, "pred_samples": 10, **train_fields}
+    return replace(
+        cfg,
+        data=replace(cfg.data, n_train=40),
+        model=replace(cfg.model, hidden=(8,), ensemble_size=2),
+        train=replace(cfg.train, **fields),
+    )
+
+
+def with_model(cfg: RunConfig, **model_fields) -> RunConfig:
+    return replace(cfg, model=replace(cfg.model, **model_fields))
+
+
+def numbers(history: list[Progress]) -> list[tuple]:
+    """Everything a Progress reports except the wall-clock time."""
+    return [(p.step, p.epoch, p.nll, p.kl, p.elbo, p.loss) for p in history]
+
+
+def params(model: torch.nn.Module) -> list[torch.Tensor]:
+    return [p.detach().clone() for p in model.parameters()]
+
+
+# --- reproducibility ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "kind", "batch_size"),
+    [
+        ("moons", "bbb", None),
+        ("moons", "bbb", 16),
+        ("blundell", "bbb", None),
+        ("moons", "dropout", 16),
+        ("blundell", "ensemble", None),
+    ],
+)
+def test_seeded_runs_repeat_exactly(name, kind, batch_size):
+    cfg = with_model(tiny(name, batch_size=batch_size), kind=kind)
+    first = Trainer(cfg).run()
+    second = Trainer(cfg).run()
+    assert numbers(first.history) == numbers(second.history)
+    for a, b in zip(first.model.parameters(), second.model.parameters(), strict=True):
+        assert torch.equal(a, b)
+    assert first.metrics == second.metrics
+
+
+@pytest.mark.parametrize("kind", ["bbb", "standard"])
+def test_different_seeds_differ(kind):
+    a = Trainer(with_model(tiny(seed=0), kind=kind)).run()
+    b = Trainer(with_model(tiny(seed=1), kind=kind)).run()
+    assert numbers(a.history) != numbers(b.history)
+    pairs = zip(a.model.parameters(), b.model.parameters(), strict=True)
+    assert any(not torch.equal(p, q) for p, q in pairs)
+
+
+# --- progress, stopping, time slices --------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("batch_size", "steps_per_epoch"), [(None, 1), (16, 3), (40, 1), (7, 6)])
+def test_progress_events(batch_size, steps_per_epoch):
+    trainer = Trainer(tiny(batch_size=batch_size))
+    events = list(trainer)
+    assert [p.epoch for p in events] == [1, 2, 3, 4, 5]
+    assert [p.step for p in events] == [steps_per_epoch * e for e in range(1, 6)]
+    for p in events:
+        assert all(math.isfinite(v) for v in (p.nll, p.kl, p.elbo, p.loss, p.seconds))
+        assert p.elbo == pytest.approx(-(p.nll + p.kl), rel=1e-12)
+        assert p.kl > 0
+    assert all(a.seconds <= b.seconds for a, b in pairwise(events))
+    assert trainer.history == events and trainer.done
+
+
+def test_standard_network_reports_zero_kl():
+    events = list(Trainer(with_model(tiny(), kind="standard")))
+    assert all(p.kl == 0.0 and p.elbo == -p.nll and p.loss == p.nll for p in events)
+
+
+def test_callback_stops_the_run():
+    seen: list[int] = []
+    result = Trainer(tiny(epochs=50)).run(lambda p: seen.append(p.epoch) or p.epoch == 2)
+    assert seen == [1, 2]
+    assert isinstance(result, Result) and len(result.history) == 2 and result.steps == 2
+
+
+def test_advance_stops_in_time():
+    # 5000 epochs take far longer than 0.3 s (ms each), yet a clock-blind loop still ends
+    trainer = Trainer(tiny(epochs=5000))
+    assert trainer.advance(0.0) == []
+    start = time.perf_counter()
+    events = trainer.advance(0.3)
+    elapsed = time.perf_counter() - start
+    assert events and not trainer.done
+    # it checks the clock between epochs: at most one epoch (milliseconds here) over the budget;
+    # the extra second absorbs a loaded test machine
+    assert elapsed < 0.3 + 1.0
+    assert [p.epoch for p in events] == list(range(1, len(events) + 1))
+    assert len(trainer.advance(10.0, max_epochs=3)) == 3
+    assert trainer.epoch == len(events) + 3
+
+
+def test_advance_on_a_finished_run_does_nothing():
+    trainer = Trainer(tiny(epochs=2))
+    assert len(trainer.advance(5.0)) == 2
+    assert trainer.done and trainer.advance(5.0) == []
+
+
+def test_history_limit_thins_old_entries():
+    trainer = Trainer(tiny(epochs=30), history_limit=8)
+    list(trainer)
+    assert len(trainer.history) <= 8
+    assert trainer.history[-1].epoch == 30
+    epochs = [p.epoch for p in trainer.history]
+    assert epochs == sorted(epochs)
+
+
+def test_result_reports_metrics_timing_and_device():
+    result = Trainer(tiny(batch_size=16)).run()
+    assert result.device == "cpu" and result.steps == 15
+    timing = result.timing()
+    assert set(timing) == {"train_seconds", "steps", "steps_per_second"}
+    assert timing["steps"] == 15
+    assert timing["steps_per_second"] == pytest.approx(15 / timing["train_seconds"])
+    assert {"accuracy", "nll", "ece", "ood_auroc_entropy", "ood_auroc_mi"} <= set(result.metrics)
+
+
+# --- warm start -----------------------------------------------------------------------------------
+
+
+def test_warm_start_begins_at_the_given_weights():
+    source = Trainer(tiny(epochs=20)).run().model
+    before = params(source)
+    lr = 0.01
+    # a knob moved (KL weight, prior width): training continues from the current posterior
+    cfg = replace(tiny(lr=lr, kl_weight=0.5), prior=replace(tiny().prior, sigma=0.5))
+    warm = Trainer(cfg, init_from=source)
+    for p, q in zip(warm.model.parameters(), before, strict=True):
+        assert torch.equal(p, q)
+    warm.step_epoch()  # one full-batch Adam step moves every parameter by at most ~lr
+    moved = max(
+        (p - q).abs().max().item() for p, q in zip(warm.model.parameters(), before, strict=True)
+    )
+    assert 0 < moved <= 1.01 * lr
+    cold = Trainer(cfg)
+    gap = max(
+        (p - q).abs().max().item() for p, q in zip(cold.model.parameters(), before, strict=True)
+    )
+    assert gap > 10 * lr
+    unchanged = zip(source.parameters(), before, strict=True)
+    assert all(torch.equal(p, q) for p, q in unchanged)  # the source is not aliased
+
+
+@pytest.mark.parametrize(
+    "change",
+    [{"hidden": (16,)}, {"hidden": (8, 8)}, {"kind": "standard"}, {"noise_model": "hetero"}],
+)
+def test_warm_start_with_a_changed_architecture_raises(change):
+    source = Trainer(tiny("blundell", epochs=1)).model
+    with pytest.raises(ValueError, match="architecture"):
+        Trainer(with_model(tiny("blundell"), **change), init_from=source)
+
+
+# --- the NaN guard --------------------------------------------------------------------------------
+
+
+def _assert_names_the_causes(err: pytest.ExceptionInfo) -> None:
+    message = str(err.value)
+    for cause in ("learning rate", "rho0", "prior"):
+        assert cause in message, f"{cause!r} missing from: {message}"
+
+
+def test_absurd_learning_rate_raises_training_diverged():
+    cfg = tiny("blundell", lr=1e6, epochs=20)
+    with pytest.raises(TrainingDiverged) as err:
+        Trainer(cfg).run()
+    _assert_names_the_causes(err)
+    assert "1e+06" in str(err.value)  # the learning rate it was given
+
+
+@pytest.mark.parametrize("name", ["blundell", "moons"])
+@pytest.mark.parametrize("value", [math.nan, math.inf])
+def test_poisoned_parameter_raises_training_diverged(name, value):
+    trainer = Trainer(tiny(name))
+    with torch.no_grad():
+        bayesian_layers(trainer.model)[0].weight_mu[0, 0] = value
+    with pytest.raises(TrainingDiverged) as err:
+        trainer.step_epoch()
+    _assert_names_the_causes(err)
+    assert trainer.epoch == 0 and trainer.history == []
+
+
+# --- minibatches and KL schedules -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("schedule", KL_SCHEDULES)
+def test_minibatch_training_with_each_schedule(monkeypatch, schedule):
+    calls: list[tuple] = []
+    real_share, real_loss = train_module.kl_share, train_module.elbo_loss
+
+    def spy_share(*args):
+        calls.append(("share", *args))
+        return real_share(*args)
+
+    def spy_loss(nll, kl, **kw):
+        calls.append(("loss", tuple(nll.shape), kw["n_data"], kw["kl_weight"], kw["kl_share"]))
+        return real_loss(nll, kl, **kw)
+
+    monkeypatch.setattr(train_module, "kl_share", spy_share)
+    monkeypatch.setattr(train_module, "elbo_loss", spy_loss)
+    cfg = tiny(batch_size=16, epochs=3, kl_schedule=schedule, warmup_epochs=2, train_samples=2)
+    cfg = replace(cfg, train=replace(cfg.train, kl_weight=0.7))
+    events = list(Trainer(cfg))
+    assert [p.step for p in events] == [3, 6, 9]
+    assert all(math.isfinite(p.loss) for p in events)
+    shares = [c for c in calls if c[0] == "share"]
+    losses = [c for c in calls if c[0] == "loss"]
+    # minibatch i of M = 3 in epoch e (0-based) asks for its share with the config's schedule
+    assert [c[1:] for c in shares] == [(schedule, i, 3, e, 2) for e in range(3) for i in range(3)]
+    sizes = [16, 16, 8]
+    for k, (_, shape, n_data, kl_weight, share) in enumerate(losses):
+        i, e = k % 3, k // 3
+        assert shape == (2, sizes[i])  # (train_samples, batch)
+        assert n_data == 40 and kl_weight == 0.7  # scaled to the dataset, not the batch
+        assert share == real_share(schedule, i, 3, e, 2)
+
+
+@pytest.mark.parametrize("schedule", KL_SCHEDULES)
+def test_zero_kl_weight_optimises_the_nll_alone(schedule):
+    events = list(Trainer(tiny(batch_size=16, kl_weight=0.0, kl_schedule=schedule)))
+    assert all(p.loss == pytest.approx(p.nll, rel=1e-6) and p.kl > 0 for p in events)
+
+
+# --- devices --------------------------------------------------------------------------------------
+
+
+def test_resolve_device():
+    assert resolve_device("cpu") == torch.device("cpu")
+    expected = "cuda" if torch.cuda.is_available() else "cpu"
+    assert resolve_device("auto").type == expected
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="cuda"):
+            resolve_device("cuda")
+    with pytest.raises(ValueError, match="device"):
+        resolve_device("tpu")

@@ -1,0 +1,216 @@
+"""Knob-to-chart latency of the live pages, measured in a real browser.
+
+    python -m ui.bench [--repeats 3] [--json bench_ui.json]
+
+Starts `streamlit run app.py` on a free port, opens each live page (regression, classification)
+with its default settings in the system's Chromium (Playwright), waits for training to finish,
+then moves the KL weight slider (1 -> 0.5 -> 1 ...) and measures, in the browser's clock, from
+the key press to
+
+- the first updated chart: a newly drawn figure in the live panel (Streamlit redraws a changed
+  plotly chart as a new element, so "new element, plotted" is "updated");
+- the finished chart: the status line says "Finished" for the new run.
+
+Prints a table (median, min and max over the repeats) and optionally writes every sample as JSON.
+Other processes on the machine slow these numbers down: the load average is printed with them.
+`serve()` and `launch_browser()` are shared with tests/test_browser.py.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+VIEWPORT = {"width": 1400, "height": 900}
+PAGES = {"regression": "fit", "classification": "probability"}  # page -> its main chart
+
+# Resolves [t_key, t_first_chart, t_finished, status] (ms, performance.now()) once the new run
+# has drawn a chart and then finished. Chart elements present before the key press are marked.
+MEASURE_JS = """async ([page, timeoutMs]) => {
+  const live = `.st-key-${page}-live`, status = `.st-key-${page}-status`;
+  const start = performance.now();
+  const fresh = () => Array.from(document.querySelectorAll(live + ' .js-plotly-plot')).some(
+    (gd) => !gd.__old && gd._fullLayout && gd.offsetHeight > 0);
+  const finished = () => {
+    const e = document.querySelector(status);
+    return e && e.innerText.trim().startsWith('Finished');
+  };
+  let first = null;
+  while (performance.now() - start < timeoutMs) {
+    if (first === null && fresh()) first = performance.now();
+    if (first !== null && finished()) {
+      return [window.__bbbKey, first, performance.now(), document.querySelector(status).innerText];
+    }
+    await new Promise((r) => setTimeout(r, 5));
+  }
+  return [window.__bbbKey, first, null, ''];
+}"""
+
+ARM_JS = """(page) => {
+  document.querySelectorAll(`.st-key-${page}-live .js-plotly-plot`).forEach((gd) => gd.__old = 1);
+  window.__bbbKey = null;
+  document.addEventListener('keydown', () => { window.__bbbKey = performance.now(); },
+                            {capture: true, once: true});
+}"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def serve(log_path: Path | None = None, timeout: float = 60.0) -> Iterator[str]:
+    """Run `streamlit run app.py` on a free port; yield its URL; stop it afterwards."""
+    port = free_port()
+    cmd = [
+        sys.executable, "-m", "streamlit", "run", "app.py",
+        "--server.headless", "true",
+        "--server.port", str(port),
+        "--server.fileWatcherType", "none",
+        "--browser.gatherUsageStats", "false",
+    ]  # fmt: skip
+    log = open(log_path, "w") if log_path else subprocess.DEVNULL  # noqa: SIM115
+    server = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as reply:
+                    if reply.status == 200:
+                        break
+            except OSError:
+                pass
+            if server.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"streamlit did not start on port {port}")
+            time.sleep(0.2)
+        yield url
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+        if log is not subprocess.DEVNULL:
+            log.close()
+
+
+def launch_browser(playwright):
+    """The system's Chromium (never a downloaded one)."""
+    return playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+
+
+def wait_finished(tab, page: str, timeout_ms: float = 60_000) -> None:
+    tab.wait_for_function(
+        "(sel) => { const e = document.querySelector(sel); "
+        "return e && e.innerText.trim().startsWith('Finished'); }",
+        arg=f".st-key-{page}-status",
+        timeout=timeout_ms,
+    )
+
+
+def measure_page(tab, url: str, page: str, repeats: int, timeout_ms: float) -> list[dict]:
+    """Open `page` with defaults, then time `repeats` KL-weight moves (see the docstring)."""
+    tab.goto(f"{url}/{page}")
+    t0 = time.perf_counter()
+    wait_finished(tab, page, timeout_ms)
+    first_load = time.perf_counter() - t0
+    samples = []
+    slider = tab.locator(f".st-key-{page}-kl input[type=range]")
+    for i in range(repeats):
+        key = "ArrowLeft" if i % 2 == 0 else "ArrowRight"
+        tab.evaluate(ARM_JS, page)
+        slider.focus()
+        tab.keyboard.press(key)
+        t_key, t_first, t_done, status = tab.evaluate(MEASURE_JS, [page, timeout_ms])
+        if t_key is None or t_first is None or t_done is None:
+            raise RuntimeError(f"{page}: no finished chart within {timeout_ms / 1000:.0f} s")
+        samples.append(
+            {
+                "page": page,
+                "change": "KL weight 1 -> 0.5" if key == "ArrowLeft" else "KL weight 0.5 -> 1",
+                "first_chart_s": (t_first - t_key) / 1000,
+                "finished_s": (t_done - t_key) / 1000,
+                "status": status.strip(),
+                "first_load_s": first_load,
+            }
+        )
+        tab.wait_for_timeout(300)
+    return samples
+
+
+def _summary(samples: list[dict]) -> list[tuple[str, int, str, str]]:
+    rows = []
+    for page in PAGES:
+        mine = [s for s in samples if s["page"] == page]
+        if not mine:
+            continue
+        cells = []
+        for key in ("first_chart_s", "finished_s"):
+            values = [s[key] for s in mine]
+            cells.append(f"{statistics.median(values):.2f} ({min(values):.2f}-{max(values):.2f})")
+        rows.append((page, len(mine), *cells))
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m ui.bench", description=__doc__.split("\n")[0])
+    parser.add_argument("--repeats", type=int, default=3, help="slider moves per page")
+    parser.add_argument("--pages", nargs="+", default=list(PAGES), choices=list(PAGES))
+    parser.add_argument("--json", type=Path, help="write every sample to this file")
+    parser.add_argument("--timeout", type=float, default=90.0, help="seconds per measurement")
+    args = parser.parse_args(argv)
+    if not Path(CHROMIUM).exists():
+        print(f"{CHROMIUM} is missing: install Chromium first", file=sys.stderr)
+        return 2
+    from playwright.sync_api import sync_playwright
+
+    load_before = os.getloadavg()
+    samples: list[dict] = []
+    with serve() as url, sync_playwright() as p:
+        browser = launch_browser(p)
+        tab = browser.new_page(viewport=VIEWPORT)
+        tab.goto(url)  # warm the server: imports, first session
+        tab.get_by_role("heading", name="BBB Explorer").wait_for(timeout=args.timeout * 1000)
+        for page in args.pages:
+            samples += measure_page(tab, url, page, args.repeats, args.timeout * 1000)
+        browser.close()
+    load_after = os.getloadavg()
+    print(f"CPU cores: {os.cpu_count()}; load average before {load_before[0]:.1f}, "
+          f"after {load_after[0]:.1f} (1 min)")  # fmt: skip
+    print(f"{'page':<16}{'moves':>6}  {'first chart s (min-max)':<26}{'finished s (min-max)':<26}")
+    for page, n, first, done in _summary(samples):
+        print(f"{page:<16}{n:>6}  {first:<26}{done:<26}")
+    for s in samples:
+        print(f"  {s['page']}: {s['change']}: {s['status']}")
+    if args.json:
+        record = {"cpu_count": os.cpu_count(), "load_before": load_before,
+                  "load_after": load_after, "samples": samples}  # fmt: skip
+        args.json.write_text(json.dumps(record, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,142 @@
+"""Named teaching scenarios: each preset is a `RunConfig` (a variant of the dataset's defaults)
+plus the baselines to show, and tells one story in one line.
+
+`presets_for(task)` lists the presets a page offers; `PRESETS` maps every slug to its preset.
+Slugs are what the URL stores (`?preset=no-kl`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from bbb_core import RunConfig, default_config
+
+
+@dataclass(frozen=True)
+class Preset:
+    slug: str  # short id, used in the URL
+    name: str  # the name shown in the picker
+    story: str  # one line: what to look at
+    task: str  # "regression" or "classification"
+    config: RunConfig  # the settings it loads
+    baselines: tuple[str, ...] = ()  # optional baselines switched on ("dropout", "ensemble")
+
+
+def _with(name: str, *, prior=None, model=None, train=None, data=None) -> RunConfig:
+    """`default_config(name)` with some fields of its parts replaced."""
+    cfg = default_config(name)
+    return replace(
+        cfg,
+        data=replace(cfg.data, **(data or {})),
+        prior=replace(cfg.prior, **(prior or {})),
+        model=replace(cfg.model, **(model or {})),
+        train=replace(cfg.train, **(train or {})),
+    )
+
+
+_REGRESSION = (
+    Preset(
+        "no-kl",
+        "no KL: overconfident",
+        "With the KL weight at 0 nothing pulls the weights' spread towards the prior: sigma "
+        "shrinks, the sampled functions agree and the band is as thin as the standard network's, "
+        "even far from the data.",
+        "regression",
+        _with("blundell", train={"kl_weight": 0.0}),
+    ),
+    Preset(
+        "kl-high",
+        "KL weight too high: underfit",
+        "A KL weight of 10 lets the prior outvote the data: the mean flattens out, misses the "
+        "wiggles, and a wide band covers the data everywhere.",
+        "regression",
+        _with("blundell", train={"kl_weight": 10.0}),
+    ),
+    Preset(
+        "narrow-prior",
+        "prior too narrow",
+        "A prior with sigma 0.05 says every weight is almost zero (strong L2): the network cannot "
+        "bend, so it underfits, and the KL is large however the weights are set.",
+        "regression",
+        _with("blundell", prior={"sigma": 0.05}),
+    ),
+    Preset(
+        "few-samples",
+        "few MC samples: noisy band",
+        "With 3 Monte Carlo samples the predictive band is itself a rough estimate: jagged, and "
+        "different for every seed. Raise the prediction samples to smooth it.",
+        "regression",
+        _with("blundell", train={"pred_samples": 3}),
+    ),
+    Preset(
+        "gap",
+        "in-between gap: what mean-field VI misses",
+        "Two clusters with no data between them: the band of a mean-field BBB network with one "
+        "hidden layer barely widens inside the gap (Foong et al. 2019); compare the ensemble.",
+        "regression",
+        _with("gap", data={"gap": 2.0}, model={"hidden": (50,)}),
+        baselines=("ensemble",),
+    ),
+    Preset(
+        "hetero",
+        "heteroscedastic noise: aleatoric vs epistemic",
+        "The noise grows from left to right. The total band (aleatoric + epistemic) follows the "
+        "noise; the darker epistemic band stays narrow where data is and widens only outside it.",
+        "regression",
+        _with("hetero", model={"noise_model": "hetero"}),
+    ),
+)
+
+_CLASSIFICATION = (
+    Preset(
+        "no-kl",
+        "no KL: overconfident",
+        "With the KL weight at 0 the posterior collapses: the mutual information is near zero "
+        "everywhere and BBB is as sure of itself far from the data as the standard network.",
+        "classification",
+        _with("moons", train={"kl_weight": 0.0}),
+    ),
+    Preset(
+        "kl-high",
+        "KL weight too high: underfit",
+        "A KL weight of 10 lets the prior outvote the data: the boundary becomes too simple and "
+        "the entropy stays high even on the training points.",
+        "classification",
+        _with("moons", train={"kl_weight": 10.0}),
+    ),
+    Preset(
+        "narrow-prior",
+        "prior too narrow",
+        "A prior with sigma 0.05 pins the weights near zero: the boundary is nearly straight and "
+        "the predictions are uncertain everywhere.",
+        "classification",
+        _with("moons", prior={"sigma": 0.05}),
+    ),
+    Preset(
+        "few-samples",
+        "few MC samples: noisy band",
+        "With 3 Monte Carlo samples the maps of entropy and mutual information are speckled "
+        "estimates. Raise the prediction samples to smooth them.",
+        "classification",
+        _with("moons", train={"pred_samples": 3}),
+    ),
+    Preset(
+        "far-away",
+        "far from the data: who knows it doesn't know",
+        "Spirals with MC dropout and an ensemble: the standard network is confident on the far "
+        "ring of grey crosses; the mutual information shows which methods notice it is far away.",
+        "classification",
+        _with("spirals"),
+        baselines=("dropout", "ensemble"),
+    ),
+)
+
+PRESETS: dict[str, dict[str, Preset]] = {
+    "regression": {p.slug: p for p in _REGRESSION},
+    "classification": {p.slug: p for p in _CLASSIFICATION},
+}
+
+
+def presets_for(task: str) -> dict[str, Preset]:
+    """The presets a page of `task` offers, by slug (empty for tasks without presets)."""
+    return PRESETS.get(task, {})
