@@ -67,9 +67,7 @@ def home() -> None:
             r"-\log \mathcal{N}(w; 0, \sigma_p^2) = "
             r"\underbrace{\frac{w^2}{2\sigma_p^2}}_{\text{L2}} + c"
         )
-        st.latex(
-            r"-\log \mathrm{Laplace}(w; 0, b) = \underbrace{\frac{|w|}{b}}_{\text{L1}} + c"
-        )
+        st.latex(r"-\log \mathrm{Laplace}(w; 0, b) = \underbrace{\frac{|w|}{b}}_{\text{L1}} + c")
         st.latex(
             r"p(w) = \pi\,\mathcal{N}(w; 0, \sigma_1^2) + (1 - \pi)\,\mathcal{N}(w; 0, \sigma_2^2),"
             r"\quad \sigma_1 > \sigma_2"

@@ -57,7 +57,7 @@ class BenchSizes:
     step_rounds: int = 40  # timed round-robin rounds (one step of every case per round)
     n_predict: int = 1000  # inputs of the prediction timing
     samples: tuple[int, ...] = (1, 10, 100)  # Monte Carlo samples of the predictive
-    predict_rounds: int = 5  # timed round-robin rounds of the prediction cases
+    predict_rounds: int = 3  # timed round-robin rounds of the prediction cases
     toy_epochs: int | None = None  # None: the toy set-ups' default epochs
 
 

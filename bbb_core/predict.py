@@ -37,6 +37,9 @@ def decompose_classification(sample_probs: Tensor) -> tuple[Tensor, Tensor, Tens
     """(S, B, C) sample probabilities -> (total entropy, expected entropy, mutual information)."""
     total = entropy(sample_probs.mean(0))
     expected = entropy(sample_probs).mean(0)
+    # where all samples agree exactly (a deterministic network) the MI is 0, not rounding noise
+    same = (sample_probs == sample_probs[:1]).all(0).all(-1)
+    expected = torch.where(same, total, expected)
     return total, expected, (total - expected).clamp_min(0.0)
 
 
@@ -112,20 +115,24 @@ def _widest(model: nn.Module) -> int:
 
 
 @torch.no_grad()
-def sample_outputs(model: nn.Module, x: Tensor, samples: int) -> Tensor:
-    """Raw outputs of `samples` posterior draws, (S, B, out), in memory-bounded batched calls."""
+def sample_outputs(model: nn.Module, x: Tensor, samples: int, coherent: bool = True) -> Tensor:
+    """Raw outputs of `samples` posterior draws, (S, B, out), in memory-bounded batched calls.
+
+    coherent: every draw is one sampled network over all of x (see `prediction_sampling`).
+    """
     was_training = model.training
     model.eval()
     if model.kind == "dropout":
         model.train()  # MC dropout: dropout stays on
     try:
-        if model.kind == "ensemble":
-            samples = len(model.members)
         per_call = max(1, _MAX_ELEMENTS // _widest(model))
-        s_chunk = max(1, min(samples, per_call // max(1, x.shape[0])))
+        if model.kind == "ensemble":  # each call returns all K members: chunk the inputs only
+            samples = s_chunk = len(model.members)
+        else:
+            s_chunk = max(1, min(samples, per_call // max(1, x.shape[0])))
         b_chunk = max(1, per_call // s_chunk)
         rows = []
-        with prediction_sampling(model):
+        with prediction_sampling(model, coherent):
             for b0 in range(0, x.shape[0], b_chunk):
                 xb = x[b0 : b0 + b_chunk]
                 cols = []
@@ -137,15 +144,19 @@ def sample_outputs(model: nn.Module, x: Tensor, samples: int) -> Tensor:
         model.train(was_training)
 
 
-def predictive(model: nn.Module, x: Tensor, samples: int = 100, draws: int = 10):
+def predictive(
+    model: nn.Module, x: Tensor, samples: int = 100, draws: int = 10, coherent: bool = True
+):
     """The Monte Carlo predictive at inputs x with `samples` posterior samples.
 
     Returns a `ClassificationPredictive` for a categorical model, else a `RegressionPredictive`
     (with `draws` sampled functions). Ensembles use their K members as the samples.
+    coherent=False lets each layer pick its cheapest exact sampler: the same per-input
+    predictive, but sample s need not be one network across inputs (see `sample_outputs`).
     """
     if samples < 1:
         raise ValueError(f"samples must be >= 1; got {samples}")
-    out = sample_outputs(model, x, samples)
+    out = sample_outputs(model, x, samples, coherent)
     likelihood = model.likelihood
     if isinstance(likelihood, CategoricalLikelihood):
         sample_probs = likelihood.probs(out)

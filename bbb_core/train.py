@@ -66,11 +66,14 @@ def tune_cpu_allocator() -> bool:
     return _allocator_tuned
 
 
+def _is_small(model: nn.Module) -> bool:
+    return sum(p.numel() for p in model.parameters()) < _SMALL_MODEL
+
+
 def cpu_threads_for(model: nn.Module) -> int:
     """Intra-op CPU threads for `model`: 1 for small networks, whose many tiny ops lose more to
     thread hand-offs than they gain, else the process default."""
-    n_params = sum(p.numel() for p in model.parameters())
-    return 1 if n_params < _SMALL_MODEL else _DEFAULT_THREADS
+    return 1 if _is_small(model) else _DEFAULT_THREADS
 
 
 class TrainingDiverged(RuntimeError):
@@ -159,7 +162,8 @@ class Trainer:
         self.model.to(self.device)
         if self.device.type == "cpu":
             torch.set_num_threads(cpu_threads_for(self.model))
-            tune_cpu_allocator()
+            if not _is_small(self.model):  # only large models free weight-sized blocks
+                tune_cpu_allocator()
         self.optimizer = _optimizer(self.model, self.cfg)
         self.x = self.dataset.x_train.to(self.device)
         self.y = self.dataset.y_train.to(self.device)

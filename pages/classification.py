@@ -19,7 +19,7 @@ MAPS = {
 }
 
 routing.require_router()
-st.title("Classification: who knows what it doesn't know?")
+st.title("Classification: who knows it doesn't know?")
 st.markdown(
     "Each map covers the whole plane, far beyond the training points. A standard network is "
     "confident almost everywhere; BBB's mutual information lights up where the data says nothing. "

@@ -103,6 +103,14 @@ def _wait_changed(tab, selector: str, old: str) -> None:
     )
 
 
+def _wait_settled(tab, page_name: str) -> None:
+    """Training finished and the full rerun that follows it (it adds the downloads) is drawn."""
+    wait_finished(tab, page_name, TIMEOUT_MS)
+    tab.locator("[data-testid='stDownloadButton']").first.wait_for()
+    tab.wait_for_timeout(300)
+    wait_finished(tab, page_name, TIMEOUT_MS)
+
+
 def test_home_page(app_url, page):
     page.goto(app_url)
     page.get_by_role("heading", name="BBB Explorer").wait_for()
@@ -121,10 +129,11 @@ def test_live_page_trains_and_retrains_after_a_slider_moves(app_url, page, page_
     _no_exception(page)
     assert page.locator(f".st-key-{page_name}-live .js-plotly-plot").count() >= 2
     page.locator("[data-testid='stDataFrame']").wait_for()  # the metrics table
+    page.wait_for_timeout(800)  # let the last charts settle for the screenshot
     _screenshot(page, page_name)  # the default view, finished
 
     page.goto(f"{app_url}/{page_name}?epochs={SLIDER_EPOCHS}")
-    wait_finished(page, page_name, TIMEOUT_MS)
+    _wait_settled(page, page_name)
     selector = f".st-key-{page_name}-{chart}"
     before = _signature(page, selector)
     assert before is not None
@@ -133,17 +142,27 @@ def test_live_page_trains_and_retrains_after_a_slider_moves(app_url, page, page_
     slider.focus()
     page.keyboard.press("ArrowLeft")  # KL weight 1 -> 0.5
     _wait_changed(page, selector, before)  # the first updated chart
-    wait_finished(page, page_name, TIMEOUT_MS)
+    _wait_settled(page, page_name)
     _no_exception(page)
     assert "kl=0.5" in page.url
-    assert _signature(page, selector) != before
+    after = _signature(page, selector)
+    assert after is not None and after != before
     assert "Finished" in _status(page, page_name)
     _screenshot(page, f"{page_name}_kl_0.5", docs=False)
 
 
-def test_images_page_opens(app_url, page):
+def test_images_page_trains_and_shows_its_charts(app_url, page):
     page.goto(f"{app_url}/images")
     page.locator("h1").first.wait_for()
-    page.wait_for_timeout(1000)
     _no_exception(page)
+    epochs = page.locator(".st-key-img_epochs_digits input")
+    epochs.fill("5")
+    epochs.press("Enter")
+    page.wait_for_timeout(500)
+    page.locator(".st-key-img_train button").click()
+    page.locator(".st-key-img-pruning .js-plotly-plot").wait_for()  # the last chart drawn
+    _no_exception(page)
+    for key in ("img-reliability", "img-hist-entropy", "img-rot-curve", "img-pruning"):
+        assert page.locator(f".st-key-{key} .js-plotly-plot").count() == 1, key
+    page.wait_for_timeout(800)
     _screenshot(page, "images", docs=False)

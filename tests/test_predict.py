@@ -176,11 +176,6 @@ def test_chunked_bbb_samples_keep_their_shape_and_differ(monkeypatch, max_elemen
     assert all(not torch.allclose(flat[0], flat[s]) for s in range(1, 7))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="predict.sample_outputs chunks an ensemble's K members like MC samples: each chunk "
-    "calls the whole ensemble, so K^2/s_chunk outputs come back instead of K",
-)
 def test_chunked_ensemble_returns_its_k_members_once(monkeypatch):
     model, ds = model_and_data("classification", kind="ensemble")
     big = sample_outputs(model, ds.x_test[:20], 100)
@@ -241,3 +236,22 @@ def test_ensemble_uses_its_members_as_samples():
     assert_close(pred.mean, means.mean(0), rtol=1e-6, atol=1e-6)
     assert_close(pred.epistemic_var, means.var(0, unbiased=False), rtol=1e-5, atol=1e-8)
     assert pred.draws.shape[0] == 3
+
+
+@pytest.mark.parametrize("estimator", ["reparam", "local", "flipout"])
+def test_coherent_draws_are_sampled_networks_not_per_input_noise(estimator):
+    """Sample s is one network: fed the same input twice, it answers the same twice."""
+    model, ds = model_and_data("regression", estimator=estimator)
+    x = ds.x_test[:5].repeat(2, 1)  # rows i and i + 5 are identical inputs
+    out = sample_outputs(model, x, 40)
+    assert torch.equal(out[:, :5], out[:, 5:])
+    if estimator == "local":  # the cheapest route may sample each input independently
+        loose = sample_outputs(model, x, 40, coherent=False)
+        assert loose.shape == out.shape
+
+
+def test_deterministic_network_has_exactly_zero_mutual_information():
+    model, ds = model_and_data("classification", kind="standard")
+    pred = predictive(model, ds.x_test, samples=7)
+    assert torch.equal(pred.mutual_info, torch.zeros_like(pred.mutual_info))
+    assert torch.equal(pred.entropy, pred.expected_entropy)

@@ -1,4 +1,4 @@
-"""Widget values <-> RunConfig <-> URL (`ui.widgets`), the presets (`ui.presets`) and the
+"""Widget values <-> RunConfig <-> URL (`ui.params`), the presets (`ui.presets`) and the
 downloads (`ui.exports`), without Streamlit running."""
 
 import json
@@ -9,7 +9,7 @@ import pytest
 
 from bbb_core import RunConfig, default_config, predictive
 from bbb_core.config import CLASSIFICATION_DATASETS, REGRESSION_DATASETS
-from ui import exports, live, widgets
+from ui import exports, live, params
 from ui.presets import PRESETS, presets_for
 
 ISSUE_PRESETS = {
@@ -25,43 +25,43 @@ ISSUE_PRESETS = {
 @pytest.mark.parametrize("name", REGRESSION_DATASETS + CLASSIFICATION_DATASETS)
 def test_config_round_trips_through_widget_values(name):
     cfg = default_config(name)
-    assert widgets.config_from_values(widgets.values_from_config(cfg)) == replace(
+    assert params.config_from_values(params.values_from_config(cfg)) == replace(
         cfg,
         data=replace(
             cfg.data,
-            n_train=cfg.data.n_train or widgets.TOY_DEFAULTS[name][0],
-            noise=cfg.data.noise or widgets.TOY_DEFAULTS[name][1],
+            n_train=cfg.data.n_train or params.TOY_DEFAULTS[name][0],
+            noise=cfg.data.noise or params.TOY_DEFAULTS[name][1],
         ),
     )
 
 
 @pytest.mark.parametrize("name", REGRESSION_DATASETS + CLASSIFICATION_DATASETS)
 def test_default_values_are_allowed_by_their_widgets(name):
-    for key, value in widgets.values_from_config(default_config(name)).items():
-        param = widgets.PARAMS[key]
+    for key, value in params.values_from_config(default_config(name)).items():
+        param = params.PARAMS[key]
         if param.options:
             assert value in param.options, (key, value)
 
 
 def test_values_round_trip_through_the_url():
-    values = widgets.values_from_config(default_config("gap"))
+    values = params.values_from_config(default_config("gap"))
     values.update(kl=0.01, hidden="64, 16", show_ensemble=True, seed=7, sigma2=math.exp(-6))
-    params = widgets.url_params(values)
-    assert params["kl"] == "0.01" and params["hidden"] == "64,16" and params["show_ensemble"] == "1"
-    back, notices = widgets.read_url(params, "regression", REGRESSION_DATASETS)
+    query = params.url_params(values)
+    assert query["kl"] == "0.01" and query["hidden"] == "64,16" and query["show_ensemble"] == "1"
+    back, notices = params.read_url(query, "regression", REGRESSION_DATASETS)
     assert notices == [] and back == values
 
 
 def test_every_setting_is_in_the_url_seed_included():
-    params = widgets.url_params(
-        widgets.values_from_config(default_config("blundell")) | widgets.UI_DEFAULTS
+    query = params.url_params(
+        params.values_from_config(default_config("blundell")) | params.UI_DEFAULTS
     )
-    assert {"seed", "kl", "sigma", "epochs", "pred_samples", "device", "mode"} <= set(params)
-    assert set(params) <= set(widgets.PARAMS)
+    assert {"seed", "kl", "sigma", "epochs", "pred_samples", "device", "mode"} <= set(query)
+    assert set(query) <= set(params.PARAMS)
 
 
 def test_invalid_url_values_fall_back_to_defaults_with_notices():
-    params = {
+    query = {
         "kl": "banana",
         "seed": "-3",
         "hidden": "0,2",
@@ -69,8 +69,8 @@ def test_invalid_url_values_fall_back_to_defaults_with_notices():
         "bogus": "1",
         "epochs": "50",
     }
-    values, notices = widgets.read_url(params, "regression", REGRESSION_DATASETS)
-    defaults = widgets.values_from_config(default_config("blundell"))
+    values, notices = params.read_url(query, "regression", REGRESSION_DATASETS)
+    defaults = params.values_from_config(default_config("blundell"))
     assert values["kl"] == defaults["kl"] and values["seed"] == 0 and values["epochs"] == 50
     assert values["hidden"] == "32, 32" and values["sigma"] == 1.0
     assert len(notices) == 5
@@ -79,18 +79,18 @@ def test_invalid_url_values_fall_back_to_defaults_with_notices():
 
 
 def test_a_dataset_of_another_page_falls_back_with_a_notice():
-    values, notices = widgets.read_url({"data": "moons"}, "regression", REGRESSION_DATASETS)
+    values, notices = params.read_url({"data": "moons"}, "regression", REGRESSION_DATASETS)
     assert values["data"] == "blundell" and "moons" in notices[0]
 
 
 def test_cuda_in_the_url_without_a_gpu_falls_back(monkeypatch):
-    monkeypatch.setitem(widgets.PARAMS, "device", widgets.Param("device", "str", ("auto", "cpu")))
-    values, notices = widgets.read_url({"device": "cuda"}, "regression", REGRESSION_DATASETS)
+    monkeypatch.setitem(params.PARAMS, "device", params.Param("device", "str", ("auto", "cpu")))
+    values, notices = params.read_url({"device": "cuda"}, "regression", REGRESSION_DATASETS)
     assert values["device"] == "auto" and notices
 
 
 def test_a_preset_in_the_url_loads_its_settings_under_the_other_parameters():
-    values, notices = widgets.read_url(
+    values, notices = params.read_url(
         {"preset": "gap", "seed": "3"}, "regression", REGRESSION_DATASETS
     )
     assert notices == []
@@ -102,21 +102,21 @@ def test_a_preset_in_the_url_loads_its_settings_under_the_other_parameters():
     "text, widths", [("32, 32", (32, 32)), ("64x64", (64, 64)), ("8 16 4", (8, 16, 4))]
 )
 def test_parse_hidden(text, widths):
-    assert widgets.parse_hidden(text) == widths
+    assert params.parse_hidden(text) == widths
 
 
-@pytest.mark.parametrize("text", ["", "a,b", "0", "32,32,32,32,32", "5000"])
+@pytest.mark.parametrize("text", ["", "a,b", "0", "32,32,32,32,32", "5000", "16, x", "1.5"])
 def test_parse_hidden_rejects_with_the_rule(text):
     with pytest.raises(ValueError, match="layer widths"):
-        widgets.parse_hidden(text)
+        params.parse_hidden(text)
 
 
 def test_config_errors_name_the_widget():
-    values = widgets.values_from_config(default_config("blundell")) | {"hidden": "abc"}
+    values = params.values_from_config(default_config("blundell")) | {"hidden": "abc"}
     with pytest.raises(ValueError) as err:
-        widgets.config_from_values(values)
+        params.config_from_values(values)
     assert "layer widths" in str(err.value)
-    msg = widgets.friendly_error(ValueError("train.epochs must be an integer >= 1; got 0"))
+    msg = params.friendly_error(ValueError("train.epochs must be an integer >= 1; got 0"))
     assert msg.startswith("Epochs:") and msg.endswith("Change it in the sidebar.")
 
 
@@ -135,13 +135,13 @@ def test_the_issue_presets_exist_and_tell_a_story():
 )
 def test_preset_values_are_allowed_by_their_widgets_and_rebuild_the_preset(task, slug):
     preset = presets_for(task)[slug]
-    values = widgets.preset_values(preset, {"device": "cpu", "mode": "continue"})
+    values = params.preset_values(preset, {"device": "cpu", "mode": "continue"})
     for key, value in values.items():
-        param = widgets.PARAMS[key]
+        param = params.PARAMS[key]
         if param.options and key != "preset":
             assert value in param.options, (slug, key, value)
     assert values["device"] == "cpu" and values["mode"] == "continue"
-    rebuilt = widgets.config_from_values(values)
+    rebuilt = params.config_from_values(values)
     assert live.relevant_config(rebuilt, "bbb") == live.relevant_config(
         replace(preset.config, device="cpu", data=rebuilt.data), "bbb"
     )

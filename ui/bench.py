@@ -7,8 +7,8 @@ with its default settings in the system's Chromium (Playwright), waits for train
 then moves the KL weight slider (1 -> 0.5 -> 1 ...) and measures, in the browser's clock, from
 the key press to
 
-- the first updated chart: a newly drawn figure in the live panel (Streamlit redraws a changed
-  plotly chart as a new element, so "new element, plotted" is "updated");
+- the first updated chart: a figure in the live panel, drawn, whose data differ from every
+  figure shown before the key press;
 - the finished chart: the status line says "Finished" for the new run.
 
 Prints a table (median, min and max over the repeats) and optionally writes every sample as JSON.
@@ -45,20 +45,22 @@ VIEWPORT = {"width": 1400, "height": 900}
 PAGES = {"regression": "fit", "classification": "probability"}  # page -> its main chart
 
 # Resolves [t_key, t_first_chart, t_finished, status] (ms, performance.now()) once the new run
-# has drawn a chart and then finished. Chart elements present before the key press are marked.
+# (its status said "Training") has drawn a chart whose data differ from every chart shown before
+# the key press (signatures taken by ARM_JS) and then finished.
 MEASURE_JS = """async ([page, timeoutMs]) => {
   const live = `.st-key-${page}-live`, status = `.st-key-${page}-status`;
   const start = performance.now();
   const fresh = () => Array.from(document.querySelectorAll(live + ' .js-plotly-plot')).some(
-    (gd) => !gd.__old && gd._fullLayout && gd.offsetHeight > 0);
-  const finished = () => {
+    (gd) => gd._fullLayout && gd.offsetHeight > 0 && window.__bbbOld.indexOf(sig(gd)) < 0);
+  const state = () => {
     const e = document.querySelector(status);
-    return e && e.innerText.trim().startsWith('Finished');
+    return e ? e.innerText.trim() : '';
   };
-  let first = null;
+  let first = null, restarted = false;
   while (performance.now() - start < timeoutMs) {
-    if (first === null && fresh()) first = performance.now();
-    if (first !== null && finished()) {
+    if (state().startsWith('Training')) restarted = true;  // the new run is on screen
+    if (restarted && first === null && fresh()) first = performance.now();
+    if (first !== null && state().startsWith('Finished')) {
       return [window.__bbbKey, first, performance.now(), document.querySelector(status).innerText];
     }
     await new Promise((r) => setTimeout(r, 5));
@@ -66,8 +68,20 @@ MEASURE_JS = """async ([page, timeoutMs]) => {
   return [window.__bbbKey, first, null, ''];
 }"""
 
+# A cheap signature of a plotly chart's data: trace names, lengths and a few values.
+SIG_JS = """() => {
+  const part = (v) => {
+    if (!v) return null;
+    if (v.bdata) return v.bdata.length + ':' + v.bdata.slice(-64);  // plotly's binary arrays
+    const r = v[v.length >> 1];
+    return [v.length, Array.isArray(r) ? r[r.length >> 1] : r];
+  };
+  window.sig = (gd) => JSON.stringify((gd.data || []).map((t) => [t.name, part(t.z || t.y)]));
+}"""
+
 ARM_JS = """(page) => {
-  document.querySelectorAll(`.st-key-${page}-live .js-plotly-plot`).forEach((gd) => gd.__old = 1);
+  window.__bbbOld = Array.from(document.querySelectorAll(`.st-key-${page}-live .js-plotly-plot`))
+    .map((gd) => sig(gd));
   window.__bbbKey = null;
   document.addEventListener('keydown', () => { window.__bbbKey = performance.now(); },
                             {capture: true, once: true});
@@ -137,10 +151,12 @@ def measure_page(tab, url: str, page: str, repeats: int, timeout_ms: float) -> l
     t0 = time.perf_counter()
     wait_finished(tab, page, timeout_ms)
     first_load = time.perf_counter() - t0
+    tab.wait_for_timeout(1000)
     samples = []
     slider = tab.locator(f".st-key-{page}-kl input[type=range]")
     for i in range(repeats):
         key = "ArrowLeft" if i % 2 == 0 else "ArrowRight"
+        tab.evaluate(SIG_JS)
         tab.evaluate(ARM_JS, page)
         slider.focus()
         tab.keyboard.press(key)
@@ -157,7 +173,7 @@ def measure_page(tab, url: str, page: str, repeats: int, timeout_ms: float) -> l
                 "first_load_s": first_load,
             }
         )
-        tab.wait_for_timeout(300)
+        tab.wait_for_timeout(1000)  # let the finished view settle
     return samples
 
 

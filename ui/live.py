@@ -57,7 +57,7 @@ from bbb_core.plots import model_label
 RUN_KEY = "live_run"  # st.session_state key of the session's one LiveRun
 TICK_SECONDS = 0.05  # run_every of the live fragment: the next frame starts when asked for
 FIRST_SLICE = 0.1  # training before the first chart after a change, so the chart shows it
-SLICE_SECONDS = 0.4  # least training per frame, shared by the unfinished models
+SLICE_SECONDS = 0.5  # least training per frame, shared by the unfinished models
 MAX_SLICE = 1.0  # most training per frame
 DRAW_SHARE = 4.0  # train this many times as long as the frame's redraw took (within the bounds)
 CHUNK_SECONDS = 0.1  # the progress bar moves (and a moved knob can interrupt) this often
@@ -454,7 +454,8 @@ def _frame(run: LiveRun, page: str, draw: Callable[[LiveRun], None]) -> None:
     start = time.perf_counter()
     with st.container(key=f"{page}-status"):  # CSS class st-key-<page>-status (for tests)
         status = st.empty()
-    _status(run, status)
+    if run.active:
+        _status(run, status)
     if run.error:
         st.error(run.error, icon=":material/error:")
     try:
@@ -464,6 +465,8 @@ def _frame(run: LiveRun, page: str, draw: Callable[[LiveRun], None]) -> None:
             f"Could not draw this run ({type(err).__name__}: {err}). Try Reset or other settings."
         )
     run.draw_seconds = time.perf_counter() - start
+    if not run.active:  # "Finished" (or "Paused") once the charts are on their way
+        _status(run, status)
     if first or not run.active:
         return
     deadline = time.perf_counter() + run.next_slice()
@@ -503,8 +506,9 @@ def live_panel(
             return None
     if run is None:
         return None
-    for notice in run.notices:
+    for notice in run.notices:  # once: the next rerun no longer needs them
         st.info(notice, icon=":material/info:")
+    run.notices = ()
     buttons(run)
     # The charts redraw several times a second: do not fade them out as "stale" meanwhile.
     st.html(

@@ -1,8 +1,8 @@
 """Named teaching scenarios: each preset is a `RunConfig` (a variant of the dataset's defaults)
 plus the baselines to show, and tells one story in one line.
 
-`presets_for(task)` lists the presets a page offers; `PRESETS` maps every slug to its preset.
-Slugs are what the URL stores (`?preset=no-kl`).
+`presets_for(task)` lists the presets a page offers; `PRESETS` maps each task to its presets by
+slug. Slugs are what the URL stores (`?preset=no-kl`).
 """
 
 from __future__ import annotations
@@ -63,8 +63,8 @@ _REGRESSION = (
     Preset(
         "few-samples",
         "few MC samples: noisy band",
-        "With 3 Monte Carlo samples the predictive band is itself a rough estimate: jagged, and "
-        "different for every seed. Raise the prediction samples to smooth it.",
+        "With 3 Monte Carlo samples the band is estimated from three sampled networks: its "
+        "width is a rough guess that changes with the seed. Raise the prediction samples.",
         "regression",
         _with("blundell", train={"pred_samples": 3}),
     ),
@@ -72,7 +72,8 @@ _REGRESSION = (
         "gap",
         "in-between gap: what mean-field VI misses",
         "Two clusters with no data between them: the band of a mean-field BBB network with one "
-        "hidden layer barely widens inside the gap (Foong et al. 2019); compare the ensemble.",
+        "hidden layer barely widens inside the gap, where nothing pins the function down (Foong "
+        "et al. 2019). A deep ensemble is shown for comparison.",
         "regression",
         _with("gap", data={"gap": 2.0}, model={"hidden": (50,)}),
         baselines=("ensemble",),

@@ -1,0 +1,321 @@
+"""Settings as data: the one table (`PARAMS`) of every knob the pages offer, and the conversions
+between widget values, a `RunConfig` and URL query parameters. No Streamlit here.
+
+Every setting is a `Param`: a URL key (`kl`, `sigma`, `seed`, ...), the `RunConfig` field it sets
+(`train.kl_weight`) or none for a UI setting (which baselines to show, scratch or continue), its
+type and its allowed values. A page's settings are one dict of values, keyed by URL key:
+
+- `values_from_config(cfg)` and `config_from_values(values)` convert between the dict and a
+  `RunConfig` (a preset or a dataset's defaults become widget values; widget values become a run;
+  a bad value raises ValueError naming the field, `friendly_error` names the widget).
+- `read_url(params, task, datasets)` turns URL parameters into values; an invalid one falls back
+  to its default with a short notice. `url_params(values)` writes every setting (seed included)
+  back as text, so a shared link reproduces the view.
+- `preset_values` and `dataset_values`: the values that load a preset or a dataset's defaults.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+import torch
+
+from bbb_core import RunConfig, default_config
+from bbb_core.config import DEVICES, ESTIMATORS, KL_SCHEDULES, NOISE_MODELS, PRIORS
+from bbb_core.data.toy import TOY_DEFAULTS
+
+from .presets import Preset, presets_for
+
+CUDA = torch.cuda.is_available()
+
+KL_WEIGHTS = (0.0, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0)
+SCALES = (0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 1.0, 2.0, 3.0, 5.0, 10.0)  # prior sigma, b, sigma1
+NARROW = tuple(math.exp(-k) for k in range(11))  # mixture sigma2 = e^0 .. e^-10
+MIX_PI = tuple(round(0.05 * k, 2) for k in range(1, 20))
+RHO0 = tuple(-0.5 * k for k in range(20, -1, -1))  # -10 .. 0
+LRS = (0.0005, 0.001, 0.002, 0.003, 0.005, 0.01, 0.02, 0.03, 0.05, 0.1)
+PRED_SAMPLES = (1, 2, 3, 5, 10, 20, 30, 50, 100, 200, 500)
+BATCHES = ("full", "8", "16", "32", "64", "128", "256")
+DROPOUT = (0.05, 0.1, 0.2, 0.3, 0.4, 0.5)
+GAPS = tuple(0.25 * k for k in range(17))  # 0 .. 4
+MODES = ("scratch", "continue")
+MAX_LAYERS, MAX_WIDTH = 4, 1024
+
+
+@dataclass(frozen=True)
+class Param:
+    """One setting: where it goes in the config and which values are allowed."""
+
+    path: str | None  # RunConfig field, e.g. "train.kl_weight"; None for a UI setting
+    type: str  # "str", "int", "float", "bool" or "hidden" (layer widths as "32, 32")
+    options: tuple = ()  # the allowed values, when the widget offers a fixed list
+    low: float | None = None  # inclusive bounds of a free number
+    high: float | None = None
+
+
+PARAMS: dict[str, Param] = {
+    # data
+    "data": Param("data.name", "str"),  # options: the page's datasets
+    "n": Param("data.n_train", "int", low=10, high=2000),
+    "noise": Param("data.noise", "float", low=0.0, high=20.0),
+    "gap": Param("data.gap", "float", GAPS),
+    # network
+    "hidden": Param("model.hidden", "hidden"),
+    "act": Param("model.activation", "str", ("relu", "tanh")),
+    "est": Param("model.estimator", "str", ESTIMATORS),
+    "rho0": Param("model.rho0", "float", RHO0),
+    "noise_model": Param("model.noise_model", "str", NOISE_MODELS),
+    "noise_std": Param("model.noise_std", "float", low=1e-3, high=100.0),
+    # prior and KL
+    "prior": Param("prior.family", "str", PRIORS),
+    "sigma": Param("prior.sigma", "float", SCALES),
+    "b": Param("prior.b", "float", SCALES),
+    "pi": Param("prior.pi", "float", MIX_PI),
+    "sigma1": Param("prior.sigma1", "float", SCALES),
+    "sigma2": Param("prior.sigma2", "float", NARROW),
+    "kl": Param("train.kl_weight", "float", KL_WEIGHTS),
+    "schedule": Param("train.kl_schedule", "str", KL_SCHEDULES),
+    "warmup": Param("train.warmup_epochs", "int", low=1, high=5000),
+    # training and sampling
+    "epochs": Param("train.epochs", "int", low=1, high=20000),
+    "lr": Param("train.lr", "float", LRS),
+    "batch": Param("train.batch_size", "str", BATCHES),
+    "train_samples": Param("train.train_samples", "int", low=1, high=16),
+    "pred_samples": Param("train.pred_samples", "int", PRED_SAMPLES),
+    # baselines
+    "dropout": Param("model.dropout", "float", DROPOUT),
+    "ensemble": Param("model.ensemble_size", "int", low=2, high=10),
+    "show_dropout": Param(None, "bool"),
+    "show_ensemble": Param(None, "bool"),
+    # run
+    "seed": Param("seed", "int", low=0, high=2**31 - 1),
+    "device": Param("device", "str", DEVICES if CUDA else ("auto", "cpu")),
+    "mode": Param(None, "str", MODES),
+    "preset": Param(None, "str"),  # options: "custom" and the page's presets
+}
+UI_DEFAULTS = {"show_dropout": False, "show_ensemble": False, "mode": "scratch", "preset": "custom"}
+KEEP_ON_DATASET_CHANGE = ("seed", "device", "show_dropout", "show_ensemble", "mode", "pred_samples")
+
+FIELD_LABELS = {  # config field prefix -> the widget that sets it, for error messages
+    "data.n_train": "Training points",
+    "data.noise": "Data noise",
+    "model.hidden": "Hidden layers",
+    "model.noise_std": "Noise std",
+    "train.epochs": "Epochs",
+    "train.warmup_epochs": "Warm-up epochs",
+}
+
+
+# --- values <-> config ----------------------------------------------------------------------------
+
+
+def parse_hidden(text: str) -> tuple[int, ...]:
+    """ "32, 32" (or "32x32", "32 32") -> (32, 32); ValueError with the rule when malformed."""
+    parts = [p for p in re.split(r"[,\s]+|(?<=\d)x(?=\d)", text.strip()) if p]
+    try:
+        widths = tuple(int(p) for p in parts)
+    except ValueError:
+        widths = ()
+    if not widths or len(widths) > MAX_LAYERS or not all(1 <= w <= MAX_WIDTH for w in widths):
+        raise ValueError(
+            f"write 1 to {MAX_LAYERS} layer widths between 1 and {MAX_WIDTH}, "
+            f"separated by commas, e.g. 32, 32 (got {text!r})"
+        )
+    return widths
+
+
+def format_hidden(widths: Sequence[int]) -> str:
+    return ", ".join(str(w) for w in widths)
+
+
+def _get(cfg: RunConfig, path: str) -> Any:
+    obj: Any = cfg
+    for part in path.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+def _set(obj: Any, path: str, value: Any) -> Any:
+    """A copy of the frozen dataclass `obj` with the field at dotted `path` replaced."""
+    head, _, rest = path.partition(".")
+    if not rest:
+        return replace(obj, **{head: value})
+    return replace(obj, **{head: _set(getattr(obj, head), rest, value)})
+
+
+def values_from_config(cfg: RunConfig) -> dict[str, Any]:
+    """The widget values that show `cfg` (UI settings at their defaults)."""
+    n_default, noise_default = TOY_DEFAULTS.get(cfg.data.name, (None, None))
+    values: dict[str, Any] = dict(UI_DEFAULTS)
+    for key, param in PARAMS.items():
+        if param.path is None:
+            continue
+        value = _get(cfg, param.path)
+        if key == "n" and value is None:
+            value = n_default
+        elif key == "noise" and value is None:
+            value = noise_default
+        elif key == "hidden":
+            value = format_hidden(value)
+        elif key == "batch":
+            value = "full" if value is None else str(value)
+        values[key] = value
+    return values
+
+
+def config_from_values(values: Mapping[str, Any]) -> RunConfig:
+    """The validated `RunConfig` the widget values describe; ValueError names what is wrong."""
+    cfg = default_config(values["data"])
+    for key, param in PARAMS.items():
+        value = values.get(key)
+        if param.path is None or value is None or key == "data":
+            continue
+        if key == "hidden":
+            try:
+                value = parse_hidden(value)
+            except ValueError as err:
+                raise ValueError(f"model.hidden: {err}") from None
+        elif key == "batch":
+            value = None if value == "full" else int(value)
+        cfg = _set(cfg, param.path, value)
+    return cfg.validate()
+
+
+def friendly_error(err: Exception) -> str:
+    """A config error as a sentence that names the widget to change."""
+    text = str(err)
+    for path, label in FIELD_LABELS.items():
+        if text.startswith(path):
+            return f"{label}: {text[len(path) :].strip(' :')}. Change it in the sidebar."
+    return (
+        f"{text[0].upper()}{text[1:]}. Change it in the sidebar." if text else "Invalid settings."
+    )
+
+
+# --- URL ------------------------------------------------------------------------------------------
+
+
+def _number(text: str, kind: str) -> float:
+    value = float(text)
+    if kind == "int":
+        if value != int(value):
+            raise ValueError("expected a whole number")
+        return int(value)
+    if not math.isfinite(value):
+        raise ValueError("expected a finite number")
+    return value
+
+
+def parse_value(param: Param, text: str, options: Sequence[Any] = ()) -> Any:
+    """The value of `param` written as `text` in the URL; ValueError says what is allowed."""
+    options = tuple(options) or param.options
+    if param.type == "hidden":
+        return format_hidden(parse_hidden(text))
+    if param.type == "bool":
+        if text.lower() in ("1", "true", "yes", "on"):
+            return True
+        if text.lower() in ("0", "false", "no", "off"):
+            return False
+        raise ValueError("expected 1 or 0")
+    if param.type == "str":
+        if text not in options:
+            raise ValueError("expected one of " + ", ".join(map(str, options)))
+        return text
+    try:
+        value = _number(text, param.type)
+    except ValueError as err:
+        raise ValueError(f"expected a{'' if param.type == 'int' else ' finite'} number") from err
+    if options:
+        for option in options:  # match a listed value exactly (floats by closeness)
+            if math.isclose(value, option, rel_tol=1e-9, abs_tol=1e-12):
+                return option
+        raise ValueError("expected one of " + ", ".join(f"{o:g}" for o in options))
+    if (param.low is not None and value < param.low) or (
+        param.high is not None and value > param.high
+    ):
+        raise ValueError(f"expected a number in [{param.low:g}, {param.high:g}]")
+    return value
+
+
+def format_value(param: Param, value: Any) -> str:
+    if param.type == "bool":
+        return "1" if value else "0"
+    if param.type == "hidden":
+        return ",".join(str(w) for w in parse_hidden(value))
+    if param.type == "float":
+        return repr(float(value))  # shortest exact round trip
+    return str(value)
+
+
+def url_params(values: Mapping[str, Any]) -> dict[str, str]:
+    """Every setting as URL text (values that are None, e.g. unset, are left out)."""
+    out = {}
+    for key in PARAMS:
+        value = values.get(key)
+        if value is not None:
+            try:
+                out[key] = format_value(PARAMS[key], value)
+            except ValueError:
+                out[key] = str(value)  # a malformed text box: keep what the user typed
+    return out
+
+
+def read_url(
+    params: Mapping[str, str], task: str, datasets: Sequence[str]
+) -> tuple[dict[str, Any], list[str]]:
+    """Values from URL parameters over the defaults, and a notice for each ignored parameter.
+
+    Precedence: the defaults of the URL's dataset (else the page's first), then the URL's preset,
+    then every other URL parameter.
+    """
+    notices: list[str] = []
+    presets = presets_for(task)
+    name = params.get("data", datasets[0])
+    if name not in datasets:
+        notices.append(f"data={name!r} is not a dataset of this page; using {datasets[0]}")
+        name = datasets[0]
+    values = values_from_config(default_config(name))
+    slug = params.get("preset", "custom")
+    if slug in presets:
+        values = preset_values(presets[slug], values)
+        if "data" in params and presets[slug].config.data.name != name:
+            values = {**values, **dataset_values(name, values)}
+    elif slug != "custom":
+        notices.append(f"preset={slug!r} is unknown; no preset loaded")
+    for key, text in params.items():
+        if key in ("data", "preset"):
+            continue
+        if key not in PARAMS:
+            notices.append(f"{key}={text!r} is not a setting; ignored")
+            continue
+        try:
+            values[key] = parse_value(PARAMS[key], text)
+        except ValueError as err:
+            shown = format_value(PARAMS[key], values[key]) if values[key] is not None else "unset"
+            notices.append(f"{key}={text!r}: {err}; using {shown}")
+    return values, notices
+
+
+def preset_values(preset: Preset, current: Mapping[str, Any]) -> dict[str, Any]:
+    """The values that show `preset`, keeping the current device and continue choice."""
+    values = values_from_config(preset.config)
+    values.update(
+        show_dropout="dropout" in preset.baselines,
+        show_ensemble="ensemble" in preset.baselines,
+        preset=preset.slug,
+        device=current.get("device", "auto"),
+        mode=current.get("mode", "scratch"),
+    )
+    return values
+
+
+def dataset_values(name: str, current: Mapping[str, Any]) -> dict[str, Any]:
+    """The values for dataset `name`'s defaults, keeping the settings that do not depend on it."""
+    values = values_from_config(default_config(name))
+    values.update({k: current[k] for k in KEEP_ON_DATASET_CHANGE if k in current})
+    values["preset"] = "custom"
+    return values
