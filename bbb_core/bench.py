@@ -204,7 +204,7 @@ def _no_grad(model: nn.Module, x: Tensor) -> Callable[[], Tensor]:
 
 
 def _predict_fn(model: nn.Module, x: Tensor, samples: int) -> Callable[[], Tensor]:
-    return lambda: predictive(model, x, samples).probs
+    return lambda: predictive(model, x, samples, coherent=False).probs
 
 
 def bench_toy(sizes: BenchSizes, device: torch.device) -> list[dict]:

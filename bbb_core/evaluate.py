@@ -66,16 +66,23 @@ def classification_metrics(
 
 
 def evaluate(model: nn.Module, dataset: Dataset, cfg: RunConfig) -> dict[str, float]:
-    """The run's metrics (see the module docstring), with `cfg.train.pred_samples` samples."""
+    """The run's metrics (see the module docstring), with `cfg.train.pred_samples` samples.
+
+    Every metric is per input, so each layer may use its cheapest exact sampler (coherent=False).
+    """
     device, samples = _device(model), cfg.train.pred_samples
-    test = predictive(model, dataset.x_test.to(device), samples)
+
+    def predict(x):
+        return predictive(model, x.to(device), samples, coherent=False)
+
+    test = predict(dataset.x_test)
     y_test = dataset.y_test.to(device)
     if dataset.task == "regression":
         grid = None
         if dataset.x_grid is not None:
-            grid = predictive(model, dataset.x_grid.to(device), samples)
+            grid = predict(dataset.x_grid)
         in_range = None if dataset.in_range is None else dataset.in_range.to(device)
         return regression_metrics(test, y_test, grid, in_range)
     name = primary_ood(dataset, cfg)
-    ood = None if name is None else predictive(model, dataset.ood[name].to(device), samples)
+    ood = None if name is None else predict(dataset.ood[name])
     return classification_metrics(test, y_test, ood)
