@@ -22,8 +22,8 @@ from .layers import BayesianConv2d, BayesianLinear, bayesian_layers, posterior_m
 from .losses import ElboTerms, elbo_loss, kl_share
 from .models import build_model
 from .predict import ClassificationPredictive, RegressionPredictive, predictive
-from .pruning import prune, pruning_curve
 from .priors import GaussianPrior, LaplacePrior, ScaleMixturePrior, build_prior
+from .pruning import prune, pruning_curve
 from .train import Progress, Result, Trainer, TrainingDiverged, resolve_device, train
 
 __all__ = [

@@ -133,7 +133,8 @@ def run_record(result) -> dict[str, Any]:
     return {
         "config": result.config.to_dict(),
         "history": [
-            {"epoch": p.epoch, "step": p.step, "nll": p.nll, "kl": p.kl, "elbo": p.elbo, "loss": p.loss}
+            {"epoch": p.epoch, "step": p.step, "nll": p.nll, "kl": p.kl, "elbo": p.elbo}
+            | {"loss": p.loss}
             for p in result.history
         ],
         "metrics": result.metrics,
@@ -156,8 +157,10 @@ def _train(args: argparse.Namespace) -> int:
                 flush=True,
             )
     result = trainer.result()
-    print(f"{cfg.model.kind} on {cfg.data.name} ({result.device}): {result.steps} steps in "
-          f"{result.train_seconds:.2f}s")
+    print(
+        f"{cfg.model.kind} on {cfg.data.name} ({result.device}): {result.steps} steps in "
+        f"{result.train_seconds:.2f}s"
+    )
     for key, value in result.metrics.items():
         print(f"  {key:24s} {value:.4f}")
     if args.json:

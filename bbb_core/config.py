@@ -143,7 +143,7 @@ class ModelConfig:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    epochs: int = 800  # passes over the training set (full batch: one step each)
+    epochs: int = 600  # passes over the training set (full batch: one step each)
     lr: float = 0.02  # Adam learning rate
     batch_size: int | None = None  # minibatch size; None = full batch
     kl_weight: float = 1.0  # 1 = the true ELBO, 0 = ignore the prior, > 1 over-regularises
@@ -196,7 +196,12 @@ class RunConfig:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> RunConfig:
         """Rebuild from `to_dict` output; unknown keys raise ValueError naming them."""
-        parts = {"data": DataConfig, "prior": PriorConfig, "model": ModelConfig, "train": TrainConfig}
+        parts = {
+            "data": DataConfig,
+            "prior": PriorConfig,
+            "model": ModelConfig,
+            "train": TrainConfig,
+        }
         kwargs: dict[str, Any] = {}
         top = {f.name for f in fields(cls)}
         for key, value in d.items():

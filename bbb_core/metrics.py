@@ -189,7 +189,7 @@ def reliability(probs, y, n_bins: int = 15) -> Reliability:
     conf, pred = probs.max(dim=1)  # (N,), (N,)
     correct = (pred == y).double()
     edges = torch.linspace(0.0, 1.0, n_bins + 1, dtype=torch.float64)
-    # bucketize(right=False) gives i with inner[i-1] < c <= inner[i]: bins (lo, hi], 0 -> 0, 1 -> last
+    # bucketize(right=False): i with inner[i-1] < c <= inner[i]; bins (lo, hi], 0 -> 0, 1 -> last
     idx = torch.bucketize(conf, edges[1:-1], right=False)  # (N,)
     counts = torch.bincount(idx, minlength=n_bins)
     sum_conf = torch.zeros(n_bins, dtype=torch.float64).index_add_(0, idx, conf)

@@ -46,7 +46,8 @@ def prune(model: nn.Module, fraction: float, score: str = "snr") -> nn.Module:
     flat = torch.cat(scores)
     remove = torch.zeros(flat.numel(), dtype=torch.bool, device=flat.device)
     remove[flat.argsort(stable=True)[: int(round(fraction * flat.numel()))]] = True
-    for layer, mask in zip(bayesian_layers(pruned), remove.split([s.numel() for s in scores])):
+    masks = remove.split([s.numel() for s in scores])
+    for layer, mask in zip(bayesian_layers(pruned), masks, strict=True):
         mask = mask.view_as(layer.weight_mu)
         layer.weight_mu[mask] = 0.0
         layer.weight_rho[mask] = _RHO_ZERO

@@ -145,9 +145,9 @@ def test_pause_step_and_reset():
     run = at.session_state["live_run"]
     assert not run.playing and at.button[0].label == "Play"
     epoch = run.trainers["bbb"].epoch
-    at.button[1].click()  # Step: 800 // 20 epochs
+    at.button[1].click()  # Step: epochs // 20
     _run(at)
-    assert at.session_state["live_run"].trainers["bbb"].epoch == epoch + 40
+    assert at.session_state["live_run"].trainers["bbb"].epoch == epoch + run.epochs // 20
     at.button[2].click()  # Reset
     _run(at)
     run = at.session_state["live_run"]

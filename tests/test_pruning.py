@@ -37,7 +37,7 @@ def test_prune_removes_exactly_the_fraction_and_leaves_the_original(fraction):
     n = sum(s.numel() for s in weight_scores(model))
     zeros = sum(int((layer.weight_mu == 0).sum()) for layer in _layers(pruned))
     assert zeros == round(fraction * n)
-    assert all(torch.equal(a, b) for a, b in zip(before, model.parameters()))
+    assert all(torch.equal(a, b) for a, b in zip(before, model.parameters(), strict=True))
 
 
 def _layers(model):
