@@ -81,11 +81,11 @@ class TrainingDiverged(RuntimeError):
 
 
 def resolve_device(name: str = "auto") -> torch.device:
-    """"auto" -> cuda when a GPU is available, else cpu; "cuda" without a GPU is an error."""
+    """ "auto" -> cuda when a GPU is available, else cpu; "cuda" without a GPU is an error."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device 'cuda' was requested but no CUDA GPU is available; use cpu or auto")
+        raise ValueError("device 'cuda' was requested but no CUDA GPU is available: use cpu/auto")
     if name not in ("cpu", "cuda"):
         raise ValueError(f"device must be one of auto, cpu, cuda; got {name!r}")
     return torch.device(name)
@@ -158,7 +158,8 @@ class Trainer:
             try:
                 self.model.load_state_dict(self.init_from.state_dict())
             except RuntimeError as err:
-                raise ValueError("cannot continue: the architecture changed; start from scratch") from err
+                message = "cannot continue: the architecture changed; start from scratch"
+                raise ValueError(message) from err
         self.model.to(self.device)
         if self.device.type == "cpu":
             torch.set_num_threads(cpu_threads_for(self.model))
@@ -193,7 +194,8 @@ class Trainer:
         nll_sum = self.x.new_zeros(())
         kl_terms = self.x.new_zeros(())
         for i in range(m):
-            xb, yb = (self.x, self.y) if batches is None else (self.x[batches[i]], self.y[batches[i]])
+            rows = slice(None) if batches is None else batches[i]
+            xb, yb = self.x[rows], self.y[rows]
             out = self.model(xb, samples=tc.train_samples)
             share = kl_share(tc.kl_schedule, i, m, self.epoch, tc.warmup_epochs)
             terms = elbo_loss(
@@ -214,7 +216,7 @@ class Trainer:
         nll_v, kl_v, klt_v = (float(v) for v in torch.stack([nll_sum, kl, kl_terms]).cpu())
         if not (math.isfinite(nll_v) and math.isfinite(kl_v)):
             raise TrainingDiverged(
-                f"the loss became {'NaN' if math.isnan(nll_v) or math.isnan(kl_v) else 'infinite'} at "
+                f"the loss became {'NaN' if math.isnan(nll_v + kl_v) else 'infinite'} at "
                 f"epoch {self.epoch + 1}: lower the learning rate (now {tc.lr:g}), start with a "
                 f"smaller sigma (rho0 now {self.cfg.model.rho0:g}) or widen the prior"
             )
