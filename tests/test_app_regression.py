@@ -7,36 +7,23 @@ itself is tested in test_ui_live.py.
 """
 
 import json
-from pathlib import Path
 
 import pytest
 
 pytest.importorskip("streamlit")
+from app_helpers import chart, open_page  # noqa: E402
+from app_helpers import run as _run  # noqa: E402
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
-PAGE = str(Path(__file__).resolve().parents[1] / "pages" / "regression.py")
 P = "regression"
 
 
 def _page(**params: str) -> AppTest:
-    at = AppTest.from_file(PAGE, default_timeout=60)
-    for key, value in params.items():
-        at.query_params[key] = value
-    return _run(at)
-
-
-def _run(at: AppTest) -> AppTest:
-    at.run()
-    assert not at.exception, at.exception
-    return at
+    return open_page(P, **params)
 
 
 def _chart(at: AppTest, name: str) -> dict:
-    """The plotly figure (as JSON) of the chart whose key ends with `name`."""
-    for chart in at.get("plotly_chart"):
-        if f"-{P}-{name}-" in chart.proto.id + "-":
-            return json.loads(chart.proto.spec)
-    raise AssertionError(f"no chart {name}: {[c.proto.id for c in at.get('plotly_chart')]}")
+    return chart(at, P, name)
 
 
 def _traces(fig: dict) -> list[str]:
