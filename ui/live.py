@@ -57,8 +57,8 @@ from bbb_core.plots import model_label
 RUN_KEY = "live_run"  # st.session_state key of the session's one LiveRun
 TICK_SECONDS = 0.05  # run_every of the live fragment: the next frame starts when asked for
 FIRST_SLICE = 0.1  # training before the first chart after a change, so the chart shows it
-SLICE_SECONDS = 0.5  # least training per frame, shared by the unfinished models
-MAX_SLICE = 1.0  # most training per frame
+SLICE_SECONDS = 0.8  # least training per frame, shared by the unfinished models
+MAX_SLICE = 1.5  # most training per frame
 DRAW_SHARE = 4.0  # train this many times as long as the frame's redraw took (within the bounds)
 CHUNK_SECONDS = 0.1  # the progress bar moves (and a moved knob can interrupt) this often
 LIVE_SAMPLES = 30  # predictive samples while training (the configured number once finished)
