@@ -183,9 +183,7 @@ class RunConfig:
         _check_choice("device", self.device, DEVICES)
         if self.model.arch == "cnn" and self.data.name not in IMAGE_DATASETS:
             _fail("model.arch", "'mlp' for non-image datasets", self.model.arch)
-        if self.model.noise_model == "hetero" and self.data.task != "regression":
-            pass  # ignored for classification: the categorical likelihood has no noise head
-        return self
+        return self  # model.noise_model is ignored for classification (no noise head)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

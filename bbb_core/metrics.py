@@ -49,7 +49,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from sklearn.metrics import roc_auc_score
 from torch import Tensor
 
 __all__ = [
@@ -224,4 +223,6 @@ def ood_auroc(score_in, score_out) -> float:
         )
     scores = torch.cat([score_in, score_out]).numpy()
     labels = np.concatenate([np.zeros(score_in.numel()), np.ones(score_out.numel())])
+    from sklearn.metrics import roc_auc_score  # here: importing it costs ~1 s at start-up
+
     return float(roc_auc_score(labels, scores))
