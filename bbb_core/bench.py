@@ -35,10 +35,9 @@ from torch import Tensor, nn
 
 from .config import ModelConfig, PriorConfig, default_config
 from .data.base import Dataset
-from .losses import elbo_loss
 from .models import build_model
 from .predict import predictive
-from .train import resolve_device, train, tune_cpu_allocator
+from .train import resolve_device, step_objective, train, tune_cpu_allocator
 
 MODEL_NAMES = ("standard", "bbb-reparam", "bbb-local", "bbb-flipout")
 N_DATA = 60_000  # the ELBO's dataset size (MNIST): scales the KL against the minibatch NLL
@@ -50,7 +49,8 @@ class BenchSizes:
     """What the bench measures and how often."""
 
     hidden: tuple[tuple[int, ...], ...] = ((400, 400), (1200, 1200))  # MLP hidden widths
-    batches: tuple[int, ...] = (128,)  # training batch sizes (cuda adds 1024)
+    batches: tuple[int, ...] = (128,)  # training batch sizes
+    gpu_batches: tuple[int, ...] = (1024,)  # more training batch sizes on a GPU
     n_in: int = 784  # input size (MNIST pixels)
     n_classes: int = 10  # output size
     step_warmup: int = 5  # untimed training steps per case before timing
@@ -59,6 +59,7 @@ class BenchSizes:
     samples: tuple[int, ...] = (1, 10, 100)  # Monte Carlo samples of the predictive
     predict_rounds: int = 3  # timed round-robin rounds of the prediction cases
     toy_epochs: int | None = None  # None: the toy set-ups' default epochs
+    compile: str = "off"  # training steps through torch.compile: "off", "default", ...
 
 
 QUICK = BenchSizes(
@@ -117,24 +118,23 @@ def build_bench_model(name: str, hidden: tuple[int, ...], data: Dataset) -> nn.M
     return build_model(cfg, PriorConfig(), data)
 
 
-def train_step_fn(model: nn.Module, x: Tensor, y: Tensor) -> Callable[[], Tensor]:
+def train_step_fn(
+    model: nn.Module, x: Tensor, y: Tensor, compile: str = "off"
+) -> Callable[[], Tensor]:
     """One training step as the Trainer takes it: forward, ELBO, backward, Adam step."""
     device_type = x.device.type
     opt = torch.optim.Adam(model.parameters(), lr=1e-3, fused=device_type in ("cpu", "cuda"))
+    objective = step_objective(
+        model, n_data=N_DATA, kl_weight=1.0, train_samples=1, compile=compile
+    )
+    share = 1.0 / N_BATCHES if compile == "off" else torch.tensor(1.0 / N_BATCHES, device=x.device)
 
     def step() -> Tensor:
-        out = model(x, samples=1)
-        terms = elbo_loss(
-            model.likelihood.nll(out, y),
-            model.kl(),
-            n_data=N_DATA,
-            kl_weight=1.0,
-            kl_share=1.0 / N_BATCHES,
-        )
+        loss = objective(x, y, share)[0]
         opt.zero_grad(set_to_none=True)
-        terms.loss.backward()
+        loss.backward()
         opt.step()
-        return terms.loss.detach()
+        return loss.detach()
 
     model.train()
     return step
@@ -157,7 +157,7 @@ def _rows(times: dict[str, list[float]], base: str, **keys) -> list[dict]:
 
 def bench_train_steps(sizes: BenchSizes, device: torch.device) -> list[dict]:
     """Rows {"hidden", "batch", "model", "median_ms", "ratio"} (ratio to `standard`)."""
-    batches = sizes.batches + ((1024,) if device.type == "cuda" else ())
+    batches = sizes.batches + (sizes.gpu_batches if device.type == "cuda" else ())
     rows = []
     for hidden in sizes.hidden:
         for batch in batches:
@@ -167,7 +167,7 @@ def bench_train_steps(sizes: BenchSizes, device: torch.device) -> list[dict]:
             for name in MODEL_NAMES:
                 torch.manual_seed(0)
                 model = build_bench_model(name, hidden, data).to(device)
-                cases[name] = train_step_fn(model, x, y)
+                cases[name] = train_step_fn(model, x, y, sizes.compile)
             times = time_round_robin(cases, sizes.step_rounds, sizes.step_warmup, device)
             rows += _rows(times, "standard", hidden=list(hidden), batch=batch)
     return rows
@@ -235,24 +235,54 @@ def memory_report(device: torch.device) -> dict:
     return {"peak_rss_mb": rss_mb, "peak_gpu_mb": gpu}
 
 
-def run_bench(device: str = "cpu", quick: bool = False) -> dict:
-    """Every measurement of the module docstring, as the JSON-ready dict `main` writes."""
+PARTS = ("train_step", "predict", "toy")
+
+
+def run_bench(
+    device: str = "cpu",
+    quick: bool = False,
+    *,
+    compile: str = "off",
+    matmul_precision: str = "highest",
+    hidden: tuple[int, ...] | None = None,
+    batches: tuple[int, ...] | None = None,
+    parts: tuple[str, ...] = PARTS,
+) -> dict:
+    """Every measurement of the module docstring, as the JSON-ready dict `main` writes.
+
+    compile: the training steps (standard and BBB alike) through `train.step_objective`'s
+    torch.compile mode. matmul_precision: `torch.set_float32_matmul_precision` for the whole
+    run ("high" lets a GPU use TF32). hidden: only this MLP. batches: only these training
+    batch sizes. parts: which measurements to run
+    (a part left out is an empty list).
+    """
     dev = resolve_device(device)
-    sizes = QUICK if quick else BenchSizes()
+    sizes = replace(QUICK if quick else BenchSizes(), compile=compile)
+    if hidden is not None:
+        sizes = replace(sizes, hidden=(tuple(hidden),))
+    if batches is not None:
+        sizes = replace(sizes, batches=tuple(batches), gpu_batches=())
     if dev.type == "cpu":
         tune_cpu_allocator()  # as the Trainer does
     if dev.type == "cuda":
         torch.cuda.reset_peak_memory_stats(dev)
-    result = {
-        "device": str(dev) if dev.type == "cpu" else torch.cuda.get_device_name(dev),
-        "threads": torch.get_num_threads(),
-        "torch": torch.__version__,
-        "machine": platform.processor() or platform.machine(),
-        "quick": quick,
-        "train_step": bench_train_steps(sizes, dev),
-        "predict": bench_predict(sizes, dev),
-        "toy": bench_toy(sizes, dev),
-    }
+    before = torch.get_float32_matmul_precision()
+    torch.set_float32_matmul_precision(matmul_precision)
+    measure = {"train_step": bench_train_steps, "predict": bench_predict, "toy": bench_toy}
+    try:
+        result = {
+            "device": str(dev) if dev.type == "cpu" else torch.cuda.get_device_name(dev),
+            "threads": torch.get_num_threads(),
+            "torch": torch.__version__,
+            "machine": platform.processor() or platform.machine(),
+            "quick": quick,
+            "compile": compile,
+            "matmul_precision": matmul_precision,
+        }
+        for part, fn in measure.items():
+            result[part] = fn(sizes, dev) if part in parts else []
+    finally:
+        torch.set_float32_matmul_precision(before)
     result["memory"] = memory_report(dev)
     return result
 
@@ -263,7 +293,10 @@ def _width(row: dict) -> str:
 
 def format_table(result: dict) -> str:
     """The bench result as plain-text tables."""
-    lines = [f"device {result['device']}, {result['threads']} CPU threads, torch {result['torch']}"]
+    lines = [
+        f"device {result['device']}, {result['threads']} CPU threads, torch {result['torch']}, "
+        f"compile {result['compile']}, float32 matmul precision {result['matmul_precision']}"
+    ]
     lines += ["", "training step (forward, ELBO, backward, Adam)"]
     lines.append(f"{'hidden':>10} {'batch':>6} {'model':>12} {'ms':>10} {'x standard':>11}")
     for r in result["train_step"]:
@@ -286,9 +319,10 @@ def format_table(result: dict) -> str:
     return "\n".join(lines)
 
 
-def main(device: str = "cpu", json_path: str | None = None, quick: bool = False) -> int:
-    """Run the bench, print the table and, with `json_path`, write the result as JSON."""
-    result = run_bench(device, quick)
+def main(device: str = "cpu", json_path: str | None = None, quick: bool = False, **options) -> int:
+    """Run the bench, print the table and, with `json_path`, write the result as JSON.
+    `options` go to `run_bench`."""
+    result = run_bench(device, quick, **options)
     print(format_table(result), flush=True)
     if json_path:
         with open(json_path, "w") as f:

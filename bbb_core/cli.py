@@ -15,10 +15,12 @@ from dataclasses import replace
 from typing import Any
 
 from .config import (
+    COMPILE_MODES,
     DATASETS,
     DEVICES,
     ESTIMATORS,
     KL_SCHEDULES,
+    LR_SCHEDULES,
     MODELS,
     NOISE_MODELS,
     OOD_SETS,
@@ -61,6 +63,8 @@ _FLAGS: dict[str, tuple[str, str]] = {
     "warmup_epochs": ("train", "warmup_epochs"),
     "train_samples": ("train", "train_samples"),
     "pred_samples": ("train", "pred_samples"),
+    "lr_schedule": ("train", "lr_schedule"),
+    "compile": ("train", "compile"),
 }
 
 
@@ -84,6 +88,8 @@ def _train_parser(sub) -> None:
     p.add_argument("--warmup-epochs", type=int)
     p.add_argument("--train-samples", type=int, help="MC samples per training step")
     p.add_argument("--pred-samples", type=int, help="MC samples of the predictive")
+    p.add_argument("--lr-schedule", choices=LR_SCHEDULES, help="cosine: lr decays to 0")
+    p.add_argument("--compile", choices=COMPILE_MODES, help="torch.compile the step (GPU)")
     p.add_argument("--estimator", choices=ESTIMATORS)
     p.add_argument("--arch", choices=("mlp", "cnn"))
     p.add_argument("--hidden", type=int, nargs="+", help="hidden widths (cnn: channels)")
@@ -175,12 +181,34 @@ def _bench_parser(sub) -> None:
     p.add_argument("--device", choices=DEVICES, default="cpu")
     p.add_argument("--json", metavar="PATH")
     p.add_argument("--quick", action="store_true", help="small sizes and few repeats (a smoke run)")
+    p.add_argument("--compile", choices=COMPILE_MODES, default="off", help="torch.compile steps")
+    p.add_argument(
+        "--matmul-precision",
+        choices=("highest", "high", "medium"),
+        default="highest",
+        help="float32 matrix products: highest = full fp32, high = TF32 on a GPU",
+    )
+    p.add_argument("--hidden", type=int, nargs="+", help="time only this MLP's hidden widths")
+    p.add_argument("--batch", type=int, nargs="+", help="only these training batch sizes")
+    p.add_argument(
+        "--parts", nargs="+", choices=("train_step", "predict", "toy"), help="default: all"
+    )
 
 
 def _bench(args: argparse.Namespace) -> int:
+    from .bench import PARTS
     from .bench import main as bench_main
 
-    return bench_main(device=args.device, json_path=args.json, quick=args.quick)
+    return bench_main(
+        device=args.device,
+        json_path=args.json,
+        quick=args.quick,
+        compile=args.compile,
+        matmul_precision=args.matmul_precision,
+        hidden=None if args.hidden is None else tuple(args.hidden),
+        batches=None if args.batch is None else tuple(args.batch),
+        parts=PARTS if args.parts is None else tuple(args.parts),
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

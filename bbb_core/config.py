@@ -38,6 +38,8 @@ ARCHITECTURES = ("mlp", "cnn")
 ESTIMATORS = ("reparam", "local", "flipout")
 NOISE_MODELS = ("fixed", "learned", "hetero")
 KL_SCHEDULES = ("uniform", "blundell", "warmup")
+LR_SCHEDULES = ("constant", "cosine")
+COMPILE_MODES = ("off", "default", "reduce-overhead")
 DEVICES = ("auto", "cpu", "cuda")
 
 
@@ -151,6 +153,10 @@ class TrainConfig:
     warmup_epochs: int = 10  # "warmup": epochs over which the KL share ramps linearly to 1/M
     train_samples: int = 1  # Monte Carlo samples averaged in the data term per step
     pred_samples: int = 100  # Monte Carlo samples for the predictive distribution
+    lr_schedule: str = "constant"  # "constant", or "cosine": lr decays to 0 over `epochs`
+    # torch.compile the step's forward and loss: "off", "default" (fused kernels) or
+    # "reduce-overhead" (also CUDA graphs). Pays on a GPU; costs tens of seconds of compiling.
+    compile: str = "off"
 
     def validate(self) -> None:
         _check_int("train.epochs", self.epochs, 1)
@@ -162,6 +168,8 @@ class TrainConfig:
         _check_int("train.warmup_epochs", self.warmup_epochs, 1)
         _check_int("train.train_samples", self.train_samples, 1)
         _check_int("train.pred_samples", self.pred_samples, 1)
+        _check_choice("train.lr_schedule", self.lr_schedule, LR_SCHEDULES)
+        _check_choice("train.compile", self.compile, COMPILE_MODES)
 
 
 @dataclass(frozen=True)

@@ -65,6 +65,8 @@ def standard_normal(shape: tuple[int, ...], like: Tensor) -> Tensor:
     Large float32 CPU tensors, when PyTorch may use several threads, come from `_box_muller`;
     everything else from `torch.randn`.
     """
+    if torch.compiler.is_compiling():  # traced: the compiler generates its own random numbers
+        return torch.randn(shape, dtype=like.dtype, device=like.device)
     out = torch.empty(shape, dtype=like.dtype, device=like.device)
     parallel = out.device.type == "cpu" and torch.get_num_threads() > 1
     if parallel and out.dtype == torch.float32 and out.numel() >= _BOX_MULLER_MIN:
@@ -107,7 +109,7 @@ def _random_signs(shape: tuple[int, ...], like: Tensor) -> Tensor:
     On a CPU each random 32-bit integer gives 32 signs, its bits: a fortieth of the cost of
     `bernoulli_`. Elsewhere `bernoulli_` (one kernel).
     """
-    if like.device.type != "cpu":
+    if like.device.type != "cpu" or torch.compiler.is_compiling():
         signs = torch.empty(shape, dtype=like.dtype, device=like.device).bernoulli_(0.5)
         return signs.mul_(2).sub_(1)
     n = math.prod(shape)
@@ -135,7 +137,7 @@ def _linear_samples(x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
     return torch.baddbmm(bias.unsqueeze(1), x, weight.transpose(1, 2))
 
 
-_MAX_WEIGHT_SAMPLES = 2**24  # elements of the weight samples materialised at once (prediction)
+_MAX_WEIGHT_SAMPLES = 2**26  # elements of the weight samples materialised at once (GPU predict)
 _CPU_RNG_PER_MAC = 150.0  # cost of one normal draw in multiply-adds of a matrix product (CPU)
 _GPU_RNG_PER_MAC = 40.0  # the same on a GPU
 
@@ -349,6 +351,8 @@ class _BayesianModule(nn.Module):
         After a forward pass with gradients on, the closed form is the one that pass's
         `_Posterior` nodes computed, if mu and rho have not changed since (see `_posterior`).
         """
+        if torch.compiler.is_compiling():
+            return self._kl_traced()
         memo, self._memo = self._memo, None
         if memo is not None and memo[0] != self._memo_key():
             memo = None  # mu or rho changed since the forward pass
@@ -372,6 +376,16 @@ class _BayesianModule(nn.Module):
                 continue
             w = mu + sigma * torch.randn_like(mu)
             total = total + (gaussian_log_prob(w, mu, sigma) - self.prior.log_prob(w)).sum()
+        return total
+
+    def _kl_traced(self) -> Tensor:
+        """`kl()` in plain autograd operations, for `torch.compile` to trace and fuse (the
+        `_Posterior` node and the memo are eager-mode machinery)."""
+        if not _plain_gaussian(self.prior):
+            return self._kl_generic()
+        total = self.weight_mu.new_zeros(())
+        for mu, sigma in self._pairs():
+            total = total + kl_normal_sum(mu, sigma, self.prior.sigma)
         return total
 
     def _memo_key(self) -> tuple[int, ...]:
@@ -400,6 +414,8 @@ class _BayesianModule(nn.Module):
         With gradients on and a Gaussian prior the same nodes also compute the KL, which the
         next `kl()` returns while mu and rho are unchanged: why, see `_Posterior`.
         """
+        if torch.compiler.is_compiling():
+            return self._posterior_traced(kind, eps_w, eps_b)
         sp_w, sp_b = self._softplus()
         fused = torch.is_grad_enabled() and _plain_gaussian(self.prior)
         sigma_p = self.prior.sigma if fused else None
@@ -414,6 +430,26 @@ class _BayesianModule(nn.Module):
         if fused:
             self._memo = (self._memo[0], sp_w, sp_b, kl)
         return weight, bias
+
+    def _posterior_traced(
+        self, kind: str, eps_w: Tensor | None, eps_b: Tensor | None
+    ) -> tuple[Tensor, Tensor | None]:
+        """`_posterior` in plain operations, for `torch.compile` (which fuses the softplus, the
+        sample and the KL into a few kernels itself)."""
+        outs = []
+        for mu, sigma, eps, k in (
+            (self.weight_mu, self.weight_sigma, eps_w, kind),
+            (self.bias_mu, self.bias_sigma, eps_b, "sample" if kind == "noise" else kind),
+        ):
+            if mu is None:
+                outs.append(None)
+            elif k == "sample":
+                outs.append(mu + sigma * eps)
+            elif k == "noise":
+                outs.append(sigma * eps)
+            else:
+                outs.append(sigma.square())
+        return outs[0], outs[1]
 
     def _noise(self, n: int, like: Tensor) -> tuple[Tensor, Tensor | None]:
         """Standard normal noise for n weight samples (n, *weight) and biases (n, out), drawn
@@ -519,17 +555,15 @@ class BayesianLinear(_BayesianModule):
     def _forward_predict(self, input: Tensor) -> Tensor:
         """(S, B, in) -> (S, B, out) for the predictive: exact posterior samples, cheapest route.
 
-        "reparam" and "flipout": S independent weight samples, each shared by the batch (a
-        flipout sample differs from a reparam one only in its sign flips, which leave every
-        input's predictive distribution unchanged). "local": every input's pre-activations
-        have the same distribution under both routes, so whichever costs less: sampled
-        pre-activations (whose mean and variance are computed once when every sample sees the
-        same input, as the first layer does) or weight samples.
+        Every estimator trains the same q(w), so the predictive does not depend on it. Coherent
+        sampling: S independent weight samples, each shared by the batch. Otherwise whichever
+        costs less of two routes that give every input's pre-activations the same distribution:
+        weight samples, or pre-activations sampled from their Gaussian (the local
+        reparameterisation, whose mean and variance are computed once when every sample sees the
+        same input, as the first layer does).
         """
-        cheapest = self._predicting == "cheapest"
-        if self.estimator == "local" and cheapest:
-            if not _weight_samples_pay(input, self.in_features):
-                return self._forward_local(input)
+        if self._predicting == "cheapest" and not _weight_samples_pay(input, self.in_features):
+            return self._forward_local(input)
         return self._forward_weight_samples(input)
 
     def _forward_weight_samples(self, input: Tensor) -> Tensor:

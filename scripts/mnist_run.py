@@ -10,6 +10,8 @@ Takes the flags of `python -m bbb_core train` (the same config is built from the
                       entropy and by MI on every OOD set
     --save PATH       the model's state_dict (torch.save)
     --threads N       intra-op CPU threads (on a shared, oversubscribed CPU 1 beats 2)
+    --eval-every K    every K epochs, record the test error (posterior mean, and the predictive
+                      with 10 samples) against the training time so far: the "trace"
 
 Example (the run reported in docs/mnist.md):
 
@@ -35,6 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bbb_core.cli import _train_parser, config_from_args  # noqa: E402
 from bbb_core.image_analysis import analyse  # noqa: E402
+from bbb_core.predict import predictive  # noqa: E402
 from bbb_core.pruning import error_rate  # noqa: E402
 from bbb_core.train import Trainer  # noqa: E402
 
@@ -59,6 +62,18 @@ def _hardware() -> dict:
     }
 
 
+def _test_errors(trainer: Trainer, x: torch.Tensor, y: torch.Tensor) -> dict:
+    """Test error (%) of the posterior mean network and of the 10-sample predictive, at the
+    trainer's current epoch and training time (evaluation time excluded)."""
+    model = trainer.model
+    mc = predictive(model, x, 10, coherent=False).probs.argmax(-1)
+    record = {"epoch": trainer.epoch, "seconds": trainer.seconds}
+    record["mc10"] = 100.0 * float((mc != y).float().mean())
+    record["mean"] = error_rate(model, x, y) if trainer.cfg.model.kind == "bbb" else record["mc10"]
+    model.train()
+    return record
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command")
@@ -68,8 +83,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", required=True)
     parser.add_argument("--save", default=None)
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--eval-every", type=int, default=None)
     argv = sys.argv[1:] if argv is None else argv
-    ours = {"--budget-min", "--eval-samples", "--out", "--save", "--threads"}
+    ours = {"--budget-min", "--eval-samples", "--out", "--save", "--threads", "--eval-every"}
     own, rest, i = [], [], 0
     while i < len(argv):  # split our flags (each takes one value) from the CLI's
         (own if argv[i] in ours else rest).extend(
@@ -87,12 +103,18 @@ def main(argv: list[str] | None = None) -> int:
     hardware["torch_threads"] = torch.get_num_threads()
     budget = None if args.budget_min is None else 60.0 * args.budget_min
     wall0 = time.perf_counter()
+    x_test = trainer.dataset.x_test.to(trainer.device)
+    y_test = trainer.dataset.y_test.to(trainer.device)
+    trace = []
     for progress in trainer:
-        print(
+        line = (
             f"epoch {progress.epoch:3d}  nll/N {progress.nll / trainer.dataset.n_train:.4f}  "
-            f"kl {progress.kl:.1f}  {progress.seconds:7.1f}s",
-            flush=True,
+            f"kl {progress.kl:.1f}  {progress.seconds:7.1f}s"
         )
+        if args.eval_every and (progress.epoch % args.eval_every == 0 or trainer.done):
+            trace.append(_test_errors(trainer, x_test, y_test))
+            line += f"  test error {trace[-1]['mc10']:.2f} % (mean net {trace[-1]['mean']:.2f} %)"
+        print(line, flush=True)
         if budget is not None and progress.seconds >= budget:
             break
     wall_train = time.perf_counter() - wall0
@@ -117,6 +139,7 @@ def main(argv: list[str] | None = None) -> int:
         "ood_auroc_entropy": scores.auroc_entropy,
         "ood_auroc_mi": scores.auroc_mi,
         "history": [vars(p) for p in trainer.history],
+        "trace": trace,
     }
     Path(args.out).write_text(json.dumps(record, indent=1))
     if args.save:

@@ -85,3 +85,37 @@ def test_bench_model_names_build_the_right_estimators():
         model = bench.build_bench_model(name, (8,), data)
         estimators = {layer.estimator for layer in model.modules() if hasattr(layer, "estimator")}
         assert estimators == {name.removeprefix("bbb-")}
+
+
+def test_options_pick_the_parts_sizes_and_precision(tmp_path):
+    path = tmp_path / "part.json"
+    argv = ["bench", "--quick", "--parts", "train_step", "--hidden", "6", "--batch", "8", "16"]
+    argv += ["--matmul-precision", "high", "--json", str(path)]
+    before = torch.get_float32_matmul_precision()
+    assert main(argv) == 0
+    assert torch.get_float32_matmul_precision() == before  # restored after the run
+    result = json.loads(path.read_text())
+    assert (result["compile"], result["matmul_precision"]) == ("off", "high")
+    assert result["predict"] == [] and result["toy"] == []
+    rows = result["train_step"]
+    assert {(tuple(r["hidden"]), r["batch"]) for r in rows} == {((6,), 8), ((6,), 16)}
+    assert sorted(r["model"] for r in rows) == sorted(bench.MODEL_NAMES * 2)
+
+
+def test_train_step_goes_through_the_trainers_objective(monkeypatch):
+    """The bench times the Trainer's own objective (`train.step_objective`), compile mode
+    passed through, so a compiled bench measures what a compiled run trains with."""
+    seen = []
+    real = bench.step_objective
+
+    def spy(model, **kw):
+        seen.append(kw)
+        return real(model, **{**kw, "compile": "off"})
+
+    monkeypatch.setattr(bench, "step_objective", spy)
+    sizes = bench.BenchSizes(hidden=((4,),), n_in=5, step_warmup=0, step_rounds=1)
+    sizes = bench.replace(sizes, compile="reduce-overhead")
+    rows = bench.bench_train_steps(sizes, torch.device("cpu"))
+    assert len(rows) == len(bench.MODEL_NAMES) == len(seen)
+    assert all(kw["compile"] == "reduce-overhead" and kw["train_samples"] == 1 for kw in seen)
+    assert all(kw["n_data"] == bench.N_DATA for kw in seen)

@@ -76,7 +76,8 @@ def test_classification_run_and_flags_reach_the_config(tmp_path, capsys):
         "--mixture-sigma2", "0.01", "--kl-weight", "0.5", "--kl-schedule", "blundell",
         "--train-samples", "2", "--pred-samples", "7", "--estimator", "flipout",
         "--batch-size", "64", "--lr", "0.005", "--rho0", "-3", "--seed", "3",
-        "--device", "cpu", "--n-train", "128", "--json", str(out), "--quiet",
+        "--device", "cpu", "--n-train", "128", "--lr-schedule", "cosine", "--json", str(out),
+        "--quiet",
     ]  # fmt: skip
     assert cli.main(argv) == 0
     captured = capsys.readouterr()
@@ -106,6 +107,7 @@ def test_classification_run_and_flags_reach_the_config(tmp_path, capsys):
         "cpu",
         128,
     )
+    assert (t.lr_schedule, t.compile) == ("cosine", "off")
     assert CLASSIFICATION_KEYS <= set(record["metrics"])
     assert len(record["history"]) == 3 and record["timing"]["steps"] == 3 * 2  # 128 / 64
 

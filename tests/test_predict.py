@@ -150,7 +150,7 @@ def test_chunked_calls_equal_one_big_call(monkeypatch, task, max_elements):
     x = ds.x_test[:30]
     with posterior_mean(model):
         big = sample_outputs(model, x, 7)
-        monkeypatch.setattr(predict, "_MAX_ELEMENTS", max_elements)
+        monkeypatch.setitem(predict._MAX_ELEMENTS, "cpu", max_elements)
         chunked = sample_outputs(model, x, 7)
         pred_chunked = predictive(model, x, 7)
         monkeypatch.undo()
@@ -169,7 +169,7 @@ def test_chunked_calls_equal_one_big_call(monkeypatch, task, max_elements):
 @pytest.mark.parametrize("max_elements", [8 * 12, 8 * 60])
 def test_chunked_bbb_samples_keep_their_shape_and_differ(monkeypatch, max_elements):
     model, ds = model_and_data("regression")
-    monkeypatch.setattr(predict, "_MAX_ELEMENTS", max_elements)
+    monkeypatch.setitem(predict._MAX_ELEMENTS, "cpu", max_elements)
     out = sample_outputs(model, ds.x_test[:30], 7)
     assert out.shape == (7, 30, 1)
     flat = out.flatten(1)
@@ -180,7 +180,7 @@ def test_chunked_ensemble_returns_its_k_members_once(monkeypatch):
     model, ds = model_and_data("classification", kind="ensemble")
     big = sample_outputs(model, ds.x_test[:20], 100)
     assert big.shape[0] == 3
-    monkeypatch.setattr(predict, "_MAX_ELEMENTS", 8 * 10)  # forces s_chunk = 1 for 20 inputs
+    monkeypatch.setitem(predict._MAX_ELEMENTS, "cpu", 8 * 10)  # forces s_chunk = 1 for 20 inputs
     assert sample_outputs(model, ds.x_test[:20], 100).shape == big.shape
 
 

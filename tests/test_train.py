@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import importlib
 import math
+import shutil
 import time
 from dataclasses import replace
 from itertools import pairwise
@@ -15,7 +16,16 @@ import torch
 
 from bbb_core.config import KL_SCHEDULES, RunConfig, default_config
 from bbb_core.layers import bayesian_layers
-from bbb_core.train import Progress, Result, Trainer, TrainingDiverged, resolve_device
+from bbb_core.models import build_model
+from bbb_core.train import (
+    Progress,
+    Result,
+    Trainer,
+    TrainingDiverged,
+    cosine_lr,
+    resolve_device,
+    step_objective,
+)
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 
@@ -268,3 +278,72 @@ def test_resolve_device():
             resolve_device("cuda")
     with pytest.raises(ValueError, match="device"):
         resolve_device("tpu")
+
+
+# --- learning-rate schedule ------------------------------------------------------------------
+
+
+def test_cosine_lr_falls_from_the_base_rate_towards_zero():
+    rates = [cosine_lr(0.1, epoch, 10) for epoch in range(10)]
+    assert rates[0] == 0.1 and rates[5] == pytest.approx(0.05)
+    assert all(a > b > 0 for a, b in pairwise(rates))
+    assert rates[-1] == pytest.approx(0.1 * 0.5 * (1 + math.cos(math.pi * 0.9)))
+
+
+@pytest.mark.parametrize("schedule", ["constant", "cosine"])
+def test_each_epoch_trains_at_its_scheduled_rate(schedule):
+    trainer = Trainer(tiny(epochs=4, lr=0.01, lr_schedule=schedule, batch_size=16))
+    rates = []
+    for _ in trainer:
+        rates.append(trainer.optimizer.param_groups[0]["lr"])
+    expected = [cosine_lr(0.01, e, 4) if schedule == "cosine" else 0.01 for e in range(4)]
+    assert rates == pytest.approx(expected)
+
+
+# --- torch.compile ---------------------------------------------------------------------------
+
+needs_compiler = pytest.mark.skipif(
+    shutil.which("g++") is None and shutil.which("c++") is None,
+    reason="torch.compile on a CPU needs a C++ compiler",
+)
+
+
+@needs_compiler
+@pytest.mark.parametrize(("estimator", "prior"), [("reparam", "gaussian"), ("local", "mixture")])
+def test_compiled_objective_computes_what_the_eager_one_does(monkeypatch, estimator, prior):
+    """With the compiler told to draw its random numbers as eager PyTorch does, the traced
+    layers (plain operations) give the eager `_Posterior` path's loss, NLL, KL and gradients."""
+    monkeypatch.setattr(torch._inductor.config, "fallback_random", True)
+    cfg = with_model(tiny(batch_size=16), estimator=estimator, rho0=-2.0)
+    cfg = replace(cfg, prior=replace(cfg.prior, family=prior))
+    trainer = Trainer(cfg)  # the dataset
+    x, y = trainer.x[:16], trainer.y[:16]
+    results = []
+    for mode in ("off", "default"):
+        torch.manual_seed(0)
+        model = build_model(cfg.model, cfg.prior, trainer.dataset)
+        objective = step_objective(model, n_data=40, kl_weight=0.5, train_samples=2, compile=mode)
+        torch.manual_seed(1)
+        terms = objective(x, y, torch.tensor(0.25))
+        terms[0].backward()
+        results.append((terms, [p.grad for p in model.parameters()]))
+    (eager, eager_grads), (compiled, compiled_grads) = results
+    for a, b in zip(eager, compiled, strict=True):
+        assert torch.allclose(a, b, rtol=1e-4, atol=1e-5)
+    for a, b in zip(eager_grads, compiled_grads, strict=True):
+        assert torch.allclose(a, b, rtol=1e-3, atol=1e-5)
+
+
+@needs_compiler
+def test_a_compiled_run_trains_without_compiling_anew_every_step():
+    """KL shares go in as tensors: a run compiles once per batch shape (16 and the last 8),
+    not once per share value, and trains as an eager run does."""
+    counters = torch._dynamo.utils.counters
+    cfg = tiny(batch_size=16, epochs=3, kl_schedule="blundell", compile="default")
+    before = counters["stats"]["unique_graphs"]
+    events = list(Trainer(cfg))
+    assert counters["stats"]["unique_graphs"] - before <= 2
+    eager = list(Trainer(replace(cfg, train=replace(cfg.train, compile="off"))))
+    assert [p.step for p in events] == [p.step for p in eager] == [3, 6, 9]
+    assert all(math.isfinite(p.loss) for p in events)
+    assert events[-1].nll == pytest.approx(eager[-1].nll, rel=0.5)  # other noise, same scale
