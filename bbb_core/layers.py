@@ -41,11 +41,14 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.modules.utils import _pair
 
+from . import native
 from .config import ESTIMATORS
+from .native import NativePosterior
 from .priors import GaussianPrior, Prior, gaussian_log_prob
 
 _VAR_EPS = 1e-16  # keeps sqrt(var) differentiable where an input row is all zeros
 _BOX_MULLER_MIN = 1 << 16  # float32 CPU normal fills at least this large use `_box_muller`
+_NATIVE_MIN = 1 << 14  # weights of a layer whose training passes use the fused CPU kernels
 
 
 def _is_expanded(x: Tensor) -> bool:
@@ -451,6 +454,44 @@ class _BayesianModule(nn.Module):
                 outs.append(sigma.square())
         return outs[0], outs[1]
 
+    def _sampled(self, kind: str, n: int, like: Tensor) -> tuple[Tensor, Tensor | None]:
+        """The weights' and biases' `kind` outputs for n samples, fresh noise drawn: shapes
+        (n, *weight) and (n, out) ("sample", "noise"; biases sampled) or the parameters' own
+        ("var"). A training pass of a large float32 CPU layer goes through the fused kernels of
+        `native.py`; everything else through `_Posterior`."""
+        if n == 1 and self._native_pays(like):
+            return self._native(kind)
+        if kind == "var":
+            return self._posterior("var")
+        eps_w, eps_b = self._noise(n, like)
+        return self._posterior(kind, eps_w, eps_b)
+
+    def _native_pays(self, like: Tensor) -> bool:
+        return (
+            like.device.type == "cpu"
+            and self.weight_mu.numel() >= _NATIVE_MIN
+            and torch.is_grad_enabled()
+            and not torch.compiler.is_compiling()
+            and native.usable(*(p for p in self.parameters()))
+        )
+
+    def _native(self, kind: str) -> tuple[Tensor, Tensor | None]:
+        """`_sampled(kind, 1, ...)` through `native.NativePosterior`, which also returns the
+        closed-form KL of a plain Gaussian prior: remembered for the next `kl()`."""
+        prior_var = self.prior.sigma**2 if _plain_gaussian(self.prior) else None
+        key = self._memo_key()
+        weight, kl = NativePosterior.apply(self.weight_mu, self.weight_rho, kind, prior_var)
+        bias = None
+        if self.bias_mu is not None:
+            kind_b = "sample" if kind == "noise" else kind
+            bias, kl_b = NativePosterior.apply(self.bias_mu, self.bias_rho, kind_b, prior_var)
+            kl = kl + kl_b
+        if kind != "var":  # one sample: the leading sample dimension of `_sampled`
+            weight = weight.unsqueeze(0)
+            bias = None if bias is None else bias.unsqueeze(0)
+        self._memo = (key, None, None, kl if prior_var is not None else None)
+        return weight, bias
+
     def _noise(self, n: int, like: Tensor) -> tuple[Tensor, Tensor | None]:
         """Standard normal noise for n weight samples (n, *weight) and biases (n, out), drawn
         in one call."""
@@ -522,12 +563,11 @@ class BayesianLinear(_BayesianModule):
             return self._forward_local(input)
         sampled = input.dim() == 3
         n = input.shape[0] if sampled else 1
-        eps_w, eps_b = self._noise(n, input)
         if self.estimator == "reparam":
-            weight, bias = self._posterior("sample", eps_w, eps_b)  # (n, out, in), (n, out)
+            weight, bias = self._sampled("sample", n, input)  # (n, out, in), (n, out)
             return _linear_samples(input, weight, bias)
         # flipout
-        delta_w, bias = self._posterior("noise", eps_w, eps_b)  # (n, out, in), (n, out)
+        delta_w, bias = self._sampled("noise", n, input)  # (n, out, in), (n, out)
         if n == 1:  # the bias joins the mean's matrix product
             mean = F.linear(input, self.weight_mu, None if bias is None else bias.view(-1))
         elif _is_expanded(input):
@@ -543,7 +583,7 @@ class BayesianLinear(_BayesianModule):
 
     def _forward_local(self, input: Tensor) -> Tensor:
         """Pre-activations sampled from their Gaussian: mean x mu^T, variance x^2 (sigma^2)^T."""
-        var_w, var_b = self._posterior("var")
+        var_w, var_b = self._sampled("var", 1, input)
         x = input[:1] if input.dim() == 3 and _is_expanded(input) else input
         mean = F.linear(x, self.weight_mu, self.bias_mu)
         std = F.linear(x * x, var_w, var_b).add_(_VAR_EPS).sqrt_()
@@ -638,13 +678,13 @@ class BayesianConv2d(_BayesianModule):
             return self._conv(input, self.weight_mu, self.bias_mu)
         if self.estimator == "local":
             return self._local(input)
-        eps_w, eps_b = self._noise(1, input)
-        eps_w = eps_w.view(self.weight_mu.shape)
-        eps_b = None if eps_b is None else eps_b.view(-1)
+        kind = "sample" if self.estimator == "reparam" else "noise"
+        weight, bias = self._sampled(kind, 1, input)  # (1, *weight), (1, out)
+        weight = weight.view(self.weight_mu.shape)
+        bias = None if bias is None else bias.view(-1)
         if self.estimator == "reparam":
-            weight, bias = self._posterior("sample", eps_w, eps_b)
             return self._conv(input, weight, bias)
-        delta_w, bias = self._posterior("noise", eps_w, eps_b)
+        delta_w = weight
         s_in = _random_signs((input.shape[0], self.in_channels, 1, 1), input)
         out = self._conv(input, self.weight_mu)
         s_out = _random_signs((input.shape[0], self.out_channels, 1, 1), input)
@@ -653,7 +693,7 @@ class BayesianConv2d(_BayesianModule):
 
     def _mean_std(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """Mean and std of the pre-activations under the local reparameterisation."""
-        var_w, var_b = self._posterior("var")
+        var_w, var_b = self._sampled("var", 1, x)
         mean = self._conv(x, self.weight_mu, self.bias_mu)
         return mean, self._conv(x * x, var_w, var_b).add_(_VAR_EPS).sqrt_()
 

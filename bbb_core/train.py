@@ -81,10 +81,17 @@ class TrainingDiverged(RuntimeError):
     """The loss became NaN or infinite."""
 
 
-def resolve_device(name: str = "auto") -> torch.device:
-    """ "auto" -> cuda when a GPU is available, else cpu; "cuda" without a GPU is an error."""
+def resolve_device(name: str = "auto", n_params: int | None = None) -> torch.device:
+    """ "auto" -> cuda when a GPU is available, else cpu; "cuda" without a GPU is an error.
+
+    With `n_params`, "auto" keeps a small model (under 200,000 parameters: the toy set-ups) on
+    the CPU: its steps are a few tiny kernels each, and on a GPU kernel launches and per-epoch
+    reads cost more than the arithmetic (measured on an H200: the default regression set-up
+    trains in 7.5 s there against about 2 s on two CPU cores).
+    """
     if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        small = n_params is not None and n_params < _SMALL_MODEL
+        return torch.device("cuda" if torch.cuda.is_available() and not small else "cpu")
     if name == "cuda" and not torch.cuda.is_available():
         raise ValueError("device 'cuda' was requested but no CUDA GPU is available: use cpu/auto")
     if name not in ("cpu", "cuda"):
@@ -197,11 +204,13 @@ class Trainer:
 
     def __post_init__(self) -> None:
         self.cfg.validate()
-        self.device = resolve_device(self.cfg.device)
+        resolve_device(self.cfg.device)  # fail early on "cuda" without a GPU
         torch.manual_seed(self.cfg.seed)
         if self.dataset is None:
             self.dataset = make_dataset(self.cfg.data, self.cfg.seed)
         self.model = build_model(self.cfg.model, self.cfg.prior, self.dataset)
+        n_params = sum(p.numel() for p in self.model.parameters())
+        self.device = resolve_device(self.cfg.device, n_params)
         if self.init_from is not None:
             try:
                 self.model.load_state_dict(self.init_from.state_dict())

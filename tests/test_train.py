@@ -280,6 +280,16 @@ def test_resolve_device():
         resolve_device("tpu")
 
 
+def test_auto_keeps_small_models_on_the_cpu_when_a_gpu_is_there(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert resolve_device("auto").type == "cuda"
+    assert resolve_device("auto", n_params=1_000_000).type == "cuda"
+    assert resolve_device("auto", n_params=5_000).type == "cpu"
+    assert resolve_device("cpu", n_params=1_000_000).type == "cpu"
+    trainer = Trainer(replace(tiny(), device="auto"))  # 8 hidden units: trains on the CPU
+    assert trainer.device.type == "cpu" and trainer.x.device.type == "cpu"
+
+
 # --- learning-rate schedule ------------------------------------------------------------------
 
 

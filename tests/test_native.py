@@ -1,0 +1,232 @@
+"""Tests for `bbb_core.native`: the fused CPU kernels of the posterior (`posterior.c`).
+
+Their noise is checked as a standard normal stream (moments, tails, seeds, chunk boundaries,
+thread counts); their outputs, KL and gradients against the same formulas in float64 PyTorch with
+the same noise; the layers against their PyTorch path; and the fallback when no library can be
+built. Skipped where the library cannot be built (no C compiler): the layers then never use it.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from bbb_core import layers, native
+from bbb_core.layers import BayesianConv2d, BayesianLinear, kl_normal_sum
+from bbb_core.native import NativePosterior
+from bbb_core.priors import ScaleMixturePrior
+
+pytestmark = pytest.mark.skipif(
+    not native.available(), reason=f"no native kernels: {native.failure}"
+)
+
+
+def test_normals_are_standard_normal():
+    z = native.normals(1_000_003, seed=11).double()
+    assert abs(z.mean()) < 0.005  # 5 standard errors
+    assert z.var().item() == pytest.approx(1.0, abs=0.006)
+    assert ((z - z.mean()) ** 3).mean().item() == pytest.approx(0.0, abs=0.02)
+    assert (z**4).mean().item() == pytest.approx(3.0, abs=0.05)
+    # tails: P(|z| > 3) = 0.0027 and P(|z| > 4) = 6.3e-5 for a standard normal
+    assert (z.abs() > 3).double().mean().item() == pytest.approx(0.0027, rel=0.1)
+    assert 20 < int((z.abs() > 4).sum()) < 110
+    # Kolmogorov-Smirnov distance to the normal CDF: ~1.36 / sqrt(n) at the 5% level
+    sorted_z, _ = z[::10].sort()
+    cdf = 0.5 * (1 + torch.erf(sorted_z / math.sqrt(2)))
+    ecdf = torch.arange(1, len(sorted_z) + 1, dtype=torch.float64) / len(sorted_z)
+    assert (cdf - ecdf).abs().max().item() < 1.63 / math.sqrt(len(sorted_z))  # 1% level
+
+
+def test_normals_depend_on_the_seed_and_index_only():
+    a = native.normals(5000, seed=3)
+    assert torch.equal(a, native.normals(5000, seed=3))
+    assert torch.equal(a[:1500], native.normals(1500, seed=3))  # a prefix, across a chunk edge
+    b = native.normals(5000, seed=4)
+    assert not torch.equal(a, b)
+    assert abs(torch.corrcoef(torch.stack([a, b]))[0, 1]) < 0.06
+    # neighbouring draws are uncorrelated (no structure along the index)
+    assert abs(torch.corrcoef(torch.stack([a[:-1], a[1:]]))[0, 1]) < 0.06
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_normals_are_the_same_on_any_thread_count(threads):
+    before = torch.get_num_threads()
+    reference = native.normals(10_000, seed=5)
+    torch.set_num_threads(threads)
+    try:
+        assert torch.equal(native.normals(10_000, seed=5), reference)
+    finally:
+        torch.set_num_threads(before)
+
+
+def _fixed_seeds(monkeypatch, seeds):
+    it = iter(seeds)
+    monkeypatch.setattr(native, "_new_seed", lambda: next(it))
+
+
+def _reference(mu, rho, eps, kind, prior_var):
+    """The node's outputs in float64 PyTorch autograd: out and the closed-form KL."""
+    sigma = F.softplus(rho)
+    out = {"sample": mu + sigma * eps, "noise": sigma * eps, "var": sigma**2}[kind]
+    kl = kl_normal_sum(mu, sigma, math.sqrt(prior_var)) if prior_var else mu.new_zeros(())
+    return out, kl
+
+
+@pytest.mark.parametrize("kind", ["sample", "noise", "var"])
+@pytest.mark.parametrize(
+    ("prior_var", "with_output_grad"),
+    [(None, True), (0.25, True), (0.25, False)],  # no KL; both; the KL's gradient alone
+)
+def test_node_matches_pytorch_on_the_same_noise(monkeypatch, kind, prior_var, with_output_grad):
+    _fixed_seeds(monkeypatch, [1234])
+    gen = torch.Generator().manual_seed(0)
+    n = 3000  # not a multiple of the 1024-weight chunk
+    mu = (0.1 * torch.randn(n, generator=gen)).requires_grad_()
+    rho = (torch.rand(n, generator=gen) * 8 - 7).requires_grad_()  # sigma from 1e-3 to 0.7
+    g_out = torch.randn(n, generator=gen)
+    out, kl = NativePosterior.apply(mu, rho, kind, prior_var)
+    eps = native.normals(n, 1234).double()
+    mu64, rho64 = (t.detach().double().requires_grad_() for t in (mu, rho))
+    ref_out, ref_kl = _reference(mu64, rho64, eps, kind, prior_var)
+    assert torch.allclose(out.double(), ref_out, rtol=1e-5, atol=1e-6)
+    assert kl.item() == pytest.approx(ref_kl.item(), rel=1e-5, abs=1e-3)
+    objective = 0.7 * kl + ((out * g_out).sum() if with_output_grad else 0.0)
+    objective.backward()
+    ref = 0.7 * ref_kl + ((ref_out * g_out.double()).sum() if with_output_grad else 0.0)
+    ref.backward()
+    for got, want in ((mu.grad, mu64.grad), (rho.grad, rho64.grad)):
+        want = torch.zeros_like(got.double()) if want is None else want  # mu unused: zero
+        assert torch.allclose(got.double(), want, rtol=1e-4, atol=1e-5)
+
+
+def test_node_refuses_an_inplace_change_before_backward(monkeypatch):
+    _fixed_seeds(monkeypatch, [1])
+    mu = torch.zeros(100, requires_grad=True)
+    rho = torch.full((100,), -3.0, requires_grad=True)
+    out, kl = NativePosterior.apply(mu, rho, "sample", 1.0)
+    with torch.no_grad():
+        mu.add_(1.0)
+    with pytest.raises(RuntimeError, match="inplace"):
+        (out.sum() + kl).backward()
+
+
+def test_extreme_rho_stays_finite(monkeypatch):
+    _fixed_seeds(monkeypatch, [9])
+    rho = torch.tensor([-200.0, -30.0, 0.0, 19.0, 25.0, 80.0]).requires_grad_()
+    mu = torch.zeros(6, requires_grad=True)
+    out, kl = NativePosterior.apply(mu, rho, "sample", 1.0)
+    (out.sum() + kl).backward()
+    assert torch.isfinite(out).all() and torch.isfinite(kl) and torch.isfinite(rho.grad).all()
+    assert rho.grad[-1].item() == pytest.approx(
+        1.0 * native.normals(6, 9)[-1].item() + 80.0 - 1 / 80
+    )
+
+
+# --- the layers -----------------------------------------------------------------------------------
+
+
+def _big_linear(estimator, prior=None):
+    torch.manual_seed(0)
+    layer = BayesianLinear(200, 100, estimator=estimator, prior=prior, rho0=-3.0)
+    assert layer.weight_mu.numel() >= layers._NATIVE_MIN
+    return layer
+
+
+def _eager_copy(layer, monkeypatch):
+    """The same layer (same parameters) forced onto the PyTorch path."""
+    twin = _big_linear(layer.estimator, layer.prior)
+    twin.load_state_dict(layer.state_dict())
+    monkeypatch.setattr(twin, "_native_pays", lambda like: False)
+    return twin
+
+
+@pytest.mark.parametrize("estimator", ["reparam", "flipout", "local"])
+def test_layers_train_through_the_kernels_as_through_pytorch(monkeypatch, estimator):
+    """Same noise, same outputs, KL and gradients: the kernels change the speed, not the maths.
+    (Flipout's and local's own sign and pre-activation noise come from PyTorch in both.)"""
+    layer = _big_linear(estimator)
+    twin = _eager_copy(layer, monkeypatch)
+    calls = []
+    real = NativePosterior.apply
+
+    def spy(*args):
+        calls.append(args[2])
+        return real(*args)
+
+    monkeypatch.setattr(layers.NativePosterior, "apply", spy)
+    _fixed_seeds(monkeypatch, [101, 202])
+    x = torch.randn(16, 200)
+    torch.manual_seed(5)
+    out = layer(x)
+    kl = layer.kl()
+    assert calls == (["var", "var"] if estimator == "local" else ["sample" if estimator ==
+                     "reparam" else "noise", "sample"])  # fmt: skip
+    # the twin's PyTorch path, fed the kernels' noise
+    if estimator != "local":
+        eps_w = native.normals(twin.weight_mu.numel(), 101).view(1, 100, 200)
+        eps_b = native.normals(100, 202).view(1, 100)
+        monkeypatch.setattr(twin, "_noise", lambda n, like: (eps_w, eps_b))
+    torch.manual_seed(5)
+    twin_out = twin(x)
+    twin_kl = twin.kl()
+    assert torch.allclose(out, twin_out, rtol=1e-4, atol=1e-5)
+    assert kl.item() == pytest.approx(twin_kl.item(), rel=1e-5)
+    (out.square().sum() + 0.3 * kl).backward()
+    (twin_out.square().sum() + 0.3 * twin_kl).backward()
+    for p, q in zip(layer.parameters(), twin.parameters(), strict=True):
+        assert torch.allclose(p.grad, q.grad, rtol=1e-3, atol=1e-4)
+
+
+def test_a_non_gaussian_prior_gets_its_kl_from_the_layer():
+    layer = _big_linear("reparam", ScaleMixturePrior(0.5, 1.0, 0.01))
+    layer(torch.randn(4, 200))
+    torch.manual_seed(3)
+    kl = layer.kl()
+    torch.manual_seed(3)
+    assert kl.item() == pytest.approx(layer._kl_generic().item(), rel=1e-6)
+
+
+def test_kernels_are_for_training_passes_of_large_float32_cpu_layers():
+    big, small = _big_linear("reparam"), BayesianLinear(20, 10)
+    x = torch.randn(3, 200)
+    assert big._native_pays(x) and not small._native_pays(x)
+    with torch.no_grad():
+        assert not big._native_pays(x)
+    assert not big.double()._native_pays(x.double())
+
+
+def test_convolutions_use_the_kernels_too(monkeypatch):
+    calls = []
+    real = NativePosterior.apply
+    monkeypatch.setattr(layers.NativePosterior, "apply", lambda *a: calls.append(a[2]) or real(*a))
+    for estimator, kinds in (("reparam", ["sample"] * 2), ("flipout", ["noise", "sample"])):
+        calls.clear()
+        conv = BayesianConv2d(64, 32, 3, padding=1, estimator=estimator)
+        out = conv(torch.randn(2, 64, 8, 8))
+        (out.sum() + conv.kl()).backward()
+        assert calls == kinds and out.shape == (2, 32, 8, 8)
+        assert all(torch.isfinite(p.grad).all() for p in conv.parameters())
+
+
+def test_without_the_library_the_layers_fall_back(monkeypatch, tmp_path):
+    """A failed build (here: a compiler that always fails) leaves `available()` False with the
+    reason, and layers train on the PyTorch path."""
+    monkeypatch.setattr(native, "_library", None)
+    monkeypatch.setattr(native, "_tried", False)
+    monkeypatch.setenv("BBB_CACHE_DIR", str(tmp_path))
+    monkeypatch.setenv("CC", "false")
+    assert not native.available()
+    assert "failed" in native.failure
+    layer = _big_linear("reparam")
+    assert not layer._native_pays(torch.randn(1, 200))
+    out = layer(torch.randn(4, 200))
+    (out.sum() + layer.kl()).backward()
+    assert torch.isfinite(layer.weight_rho.grad).all()
+
+
+def test_bbb_native_0_switches_the_kernels_off(monkeypatch):
+    monkeypatch.setenv("BBB_NATIVE", "0")
+    assert not native.available() and "BBB_NATIVE" in native.failure
