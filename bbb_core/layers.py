@@ -44,7 +44,7 @@ from torch.nn.modules.utils import _pair
 from . import native
 from .config import ESTIMATORS
 from .native import NativePosterior
-from .priors import GaussianPrior, Prior, gaussian_log_prob
+from .priors import GaussianPrior, Prior, ScaleMixturePrior, gaussian_log_prob
 
 _VAR_EPS = 1e-16  # keeps sqrt(var) differentiable where an input row is all zeros
 _BOX_MULLER_MIN = 1 << 16  # float32 CPU normal fills at least this large use `_box_muller`
@@ -281,6 +281,16 @@ def _plain_gaussian(prior: Prior) -> bool:
     )
 
 
+def _native_prior(prior: Prior) -> tuple | None:
+    """The prior as `native.NativePosterior` takes it; None where the kernels have no KL for it
+    (the layer's `kl()` then computes it)."""
+    if _plain_gaussian(prior):
+        return ("gaussian", prior.sigma**2)
+    if type(prior) is ScaleMixturePrior:
+        return ("mixture", prior.pi, prior.sigma1, prior.sigma2)
+    return None
+
+
 class _BayesianModule(nn.Module):
     """Shared parameters, initialisation, KL and repr of the variational layers."""
 
@@ -351,18 +361,20 @@ class _BayesianModule(nn.Module):
 
         Closed form when the prior has one (Gaussian); otherwise a one-sample Monte Carlo
         estimate log q(w) - log p(w) at a fresh reparameterised sample w = mu + sigma * eps.
-        After a forward pass with gradients on, the closed form is the one that pass's
-        `_Posterior` nodes computed, if mu and rho have not changed since (see `_posterior`).
+        After a forward pass with gradients on, if mu and rho have not changed since, it is the
+        KL that pass's graph nodes computed: the closed form (see `_posterior`), or, where the
+        fused CPU kernels ran (`_native`), for the scale mixture the estimate at the pass's own
+        weight sample, as in the paper (eq. 2).
         """
         if torch.compiler.is_compiling():
             return self._kl_traced()
         memo, self._memo = self._memo, None
         if memo is not None and memo[0] != self._memo_key():
             memo = None  # mu or rho changed since the forward pass
+        if memo is not None and memo[3] is not None:  # computed by the forward pass's nodes
+            return memo[3] if torch.is_grad_enabled() else memo[3].detach()
         if not _plain_gaussian(self.prior):
             return self._kl_generic()
-        if memo is not None and memo[3] is not None:  # computed by the forward pass's node
-            return memo[3] if torch.is_grad_enabled() else memo[3].detach()
         sp_w, sp_b = memo[1:3] if memo is not None else self._softplus(remember=False)
         sigma_p = self.prior.sigma
         total = _Posterior.apply(self.weight_mu, self.weight_rho, sp_w, None, None, sigma_p)
@@ -476,20 +488,20 @@ class _BayesianModule(nn.Module):
         )
 
     def _native(self, kind: str) -> tuple[Tensor, Tensor | None]:
-        """`_sampled(kind, 1, ...)` through `native.NativePosterior`, which also returns the
-        closed-form KL of a plain Gaussian prior: remembered for the next `kl()`."""
-        prior_var = self.prior.sigma**2 if _plain_gaussian(self.prior) else None
+        """`_sampled(kind, 1, ...)` through `native.NativePosterior`, which also returns the KL
+        of a Gaussian or scale-mixture prior: remembered for the next `kl()`."""
+        prior = _native_prior(self.prior)
         key = self._memo_key()
-        weight, kl = NativePosterior.apply(self.weight_mu, self.weight_rho, kind, prior_var)
+        weight, kl = NativePosterior.apply(self.weight_mu, self.weight_rho, kind, prior)
         bias = None
         if self.bias_mu is not None:
             kind_b = "sample" if kind == "noise" else kind
-            bias, kl_b = NativePosterior.apply(self.bias_mu, self.bias_rho, kind_b, prior_var)
+            bias, kl_b = NativePosterior.apply(self.bias_mu, self.bias_rho, kind_b, prior)
             kl = kl + kl_b
         if kind != "var":  # one sample: the leading sample dimension of `_sampled`
             weight = weight.unsqueeze(0)
             bias = None if bias is None else bias.unsqueeze(0)
-        self._memo = (key, None, None, kl if prior_var is not None else None)
+        self._memo = (key, None, None, kl if prior is not None else None)
         return weight, bias
 
     def _noise(self, n: int, like: Tensor) -> tuple[Tensor, Tensor | None]:

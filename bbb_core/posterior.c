@@ -2,8 +2,11 @@
  *
  * For every weight, with sigma = softplus(rho) and eps ~ N(0, 1):
  *   forward:  out = mu + sigma * eps ("sample"), sigma * eps ("noise") or sigma^2 ("var"), and
- *             the sums of sigma^2 + mu^2 and of log sigma (the closed-form Gaussian KL's parts);
- *   backward: d/dmu and d/drho of <g, out> + kl_scale * KL, recomputing sigma and eps.
+ *             the summed KL[q || p]: closed form for a Gaussian prior N(0, var); for the scale
+ *             mixture pi N(0, s1^2) + (1 - pi) N(0, s2^2) the one-sample Monte Carlo estimate
+ *             log q(w) - log p(w) at w = mu + sigma * eps, the very sample of the output
+ *             (Blundell et al. 2015, eq. 2);
+ *   backward: d/dmu and d/drho of <g, out> + kl_grad * KL, recomputing sigma and eps.
  * One pass over the weights each way. eps is never stored: it is a pure function of (seed, index),
  * drawn by the counter-based Philox4x32-10 generator (Salmon et al., SC 2011) and the Box-Muller
  * transform, so the backward pass regenerates exactly the forward pass's draws.
@@ -19,7 +22,8 @@
 #define SOFTPLUS_LINEAR 20.0f /* above this, softplus(x) = x in float32 (as torch's threshold) */
 #define SIGMA_MIN 1e-30f      /* keeps log sigma and prior_var / sigma finite where exp underflows */
 
-enum { SAMPLE = 0, NOISE = 1, VAR = 2 };
+enum { SAMPLE = 0, NOISE = 1, VAR = 2 };                 /* what the output is */
+enum { PRIOR_NONE = 0, PRIOR_GAUSSIAN = 1, PRIOR_MIXTURE = 2 }; /* which KL comes with it */
 
 /* softplus(x) = log(1 + e^x), at least SIGMA_MIN */
 static inline float softplus(float x) {
@@ -89,85 +93,157 @@ void bbb_normals(float *restrict out, int64_t n, uint64_t seed, int threads) {
     }
 }
 
-/* out (kind SAMPLE, NOISE or VAR) of n weights; sums[0] += sum(sigma^2 + mu^2),
- * sums[1] += sum(log sigma). */
+/* The prior's constants, derived once per call. */
+typedef struct {
+    int kind;
+    float var, inv_var, kl_const;      /* Gaussian: variance, 1 / variance, 0.5 log var - 0.5 */
+    float log_w1, log_w2, h1, h2;      /* mixture: log(pi / s1), log((1 - pi) / s2), 0.5 / s^2 */
+} prior_t;
+
+static prior_t make_prior(int kind, float p0, float p1, float p2) {
+    prior_t p = {kind, 1.0f, 1.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f};
+    if (kind == PRIOR_GAUSSIAN) {
+        p.var = p0;
+        p.inv_var = 1.0f / p0;
+        p.kl_const = 0.5f * logf(p0) - 0.5f;
+    } else if (kind == PRIOR_MIXTURE) {
+        p.log_w1 = logf(p0) - logf(p1);
+        p.log_w2 = log1pf(-p0) - logf(p2);
+        p.h1 = 0.5f / (p1 * p1);
+        p.h2 = 0.5f / (p2 * p2);
+    }
+    return p;
+}
+
+static inline int needs_noise(int kind, int prior, int has_grad) {
+    return (kind != VAR && has_grad) || prior == PRIOR_MIXTURE;
+}
+
+/* One chunk of the forward pass; inlined with constant kind and prior, so that each of the nine
+ * combinations compiles to its own branch-free vectorised loop. Returns the chunk's KL. */
+static inline __attribute__((always_inline)) float forward_chunk(
+    const float *restrict m, const float *restrict r, const float *restrict eps,
+    float *restrict o, int64_t len, int kind, prior_t p) {
+    float kl = 0.0f;
+#pragma omp simd reduction(+ : kl)
+    for (int64_t i = 0; i < len; i++) {
+        float sigma = softplus(r[i]);
+        float e = kind == VAR && p.kind != PRIOR_MIXTURE ? 0.0f : eps[i];
+        o[i] = kind == VAR ? sigma * sigma : (kind == SAMPLE ? m[i] : 0.0f) + sigma * e;
+        if (p.kind == PRIOR_GAUSSIAN) {
+            kl += (sigma * sigma + m[i] * m[i]) * (0.5f * p.inv_var) - logf(sigma) + p.kl_const;
+        } else if (p.kind == PRIOR_MIXTURE) {
+            float w = m[i] + sigma * e;
+            float a = p.log_w1 - w * w * p.h1, b = p.log_w2 - w * w * p.h2;
+            float log_prior = fmaxf(a, b) + log1pf(expf(-fabsf(a - b)));
+            kl += -logf(sigma) - 0.5f * e * e - log_prior;
+        }
+    }
+    return kl;
+}
+
+/* One chunk of the backward pass (see forward_chunk). g is never NULL here: a zero chunk stands
+ * in for a missing output gradient. */
+static inline __attribute__((always_inline)) void backward_chunk(
+    const float *restrict m, const float *restrict r, const float *restrict g,
+    const float *restrict eps, float *restrict gm, float *restrict gr, int64_t len, int kind,
+    prior_t p, float kl_grad) {
+#pragma omp simd
+    for (int64_t i = 0; i < len; i++) {
+        float x = r[i];
+        float ex = expf(fminf(x, SOFTPLUS_LINEAR));
+        float sigma = fmaxf(x > SOFTPLUS_LINEAR ? x : log1pf(ex), SIGMA_MIN);
+        float slope = x > SOFTPLUS_LINEAR ? 1.0f : ex / (1.0f + ex);
+        float e = (kind == VAR && p.kind != PRIOR_MIXTURE) ? 0.0f : eps[i];
+        float grad_mu = kind == SAMPLE ? g[i] : 0.0f;
+        float grad_sigma = kind == VAR ? 2.0f * g[i] * sigma : g[i] * e;
+        if (p.kind == PRIOR_GAUSSIAN) {
+            float scale = kl_grad * p.inv_var;
+            grad_mu += m[i] * scale;
+            grad_sigma += (sigma - p.var / sigma) * scale;
+        } else if (p.kind == PRIOR_MIXTURE) {
+            float w = m[i] + sigma * e;
+            float a = p.log_w1 - w * w * p.h1, b = p.log_w2 - w * w * p.h2;
+            /* the components' responsibilities, each from its own exp: 1 - r1 would lose the
+             * relative precision of a small r2, which the narrow component's large h2 magnifies */
+            float ab = fminf(fmaxf(a - b, -80.0f), 80.0f); /* exp stays finite (fast maths) */
+            float r1 = 1.0f / (1.0f + expf(-ab)), r2 = 1.0f / (1.0f + expf(ab));
+            float d = w * 2.0f * (r1 * p.h1 + r2 * p.h2); /* -d log p(w) / dw */
+            grad_mu += kl_grad * d;
+            grad_sigma += kl_grad * (d * e - 1.0f / sigma);
+        }
+        gm[i] = grad_mu;
+        gr[i] = grad_sigma * slope;
+    }
+}
+
+/* out (kind SAMPLE, NOISE or VAR) of n weights, and *kl += their summed KL against the prior
+ * (prior PRIOR_NONE, PRIOR_GAUSSIAN with p0 its variance, or PRIOR_MIXTURE with p0 = pi,
+ * p1 = s1, p2 = s2). */
 void bbb_forward(const float *restrict mu, const float *restrict rho, float *restrict out,
-                 int64_t n, uint64_t seed, int kind, int threads, double *sums) {
+                 int64_t n, uint64_t seed, int kind, int prior, float p0, float p1, float p2,
+                 int threads, double *kl) {
+    const prior_t p = make_prior(prior, p0, p1, p2);
+    const int noise = needs_noise(kind, prior, 1);
     int64_t chunks = (n + CHUNK - 1) / CHUNK;
-    double quad = 0.0, logs = 0.0;
-#pragma omp parallel for num_threads(threads) schedule(static) reduction(+ : quad, logs)
+    double total = 0.0;
+#pragma omp parallel for num_threads(threads) schedule(static) reduction(+ : total)
     for (int64_t c = 0; c < chunks; c++) {
         float eps[CHUNK];
         int64_t start = c * CHUNK, len = n - start < CHUNK ? n - start : CHUNK;
-        if (kind != VAR) normals_chunk(seed, (uint64_t)c, eps);
-        const float *restrict m = mu + start, *restrict r = rho + start;
-        float *restrict o = out + start;
-        float q = 0.0f, l = 0.0f;
-        /* one loop per kind: a kind test inside the loop would stop its vectorisation */
-        if (kind == SAMPLE) {
-#pragma omp simd reduction(+ : q, l)
-            for (int64_t i = 0; i < len; i++) {
-                float sigma = softplus(r[i]);
-                o[i] = m[i] + sigma * eps[i];
-                q += sigma * sigma + m[i] * m[i];
-                l += logf(sigma);
-            }
-        } else if (kind == NOISE) {
-#pragma omp simd reduction(+ : q, l)
-            for (int64_t i = 0; i < len; i++) {
-                float sigma = softplus(r[i]);
-                o[i] = sigma * eps[i];
-                q += sigma * sigma + m[i] * m[i];
-                l += logf(sigma);
-            }
-        } else {
-#pragma omp simd reduction(+ : q, l)
-            for (int64_t i = 0; i < len; i++) {
-                float sigma = softplus(r[i]);
-                o[i] = sigma * sigma;
-                q += sigma * sigma + m[i] * m[i];
-                l += logf(sigma);
-            }
+        if (noise) normals_chunk(seed, (uint64_t)c, eps);
+        const float *m = mu + start, *r = rho + start;
+        float *o = out + start;
+        prior_t q = p;
+        float part = 0.0f;
+#define FWD(K, P) q.kind = P; part = forward_chunk(m, r, eps, o, len, K, q)
+        switch (kind * 3 + prior) {
+        case 0: FWD(SAMPLE, PRIOR_NONE); break;
+        case 1: FWD(SAMPLE, PRIOR_GAUSSIAN); break;
+        case 2: FWD(SAMPLE, PRIOR_MIXTURE); break;
+        case 3: FWD(NOISE, PRIOR_NONE); break;
+        case 4: FWD(NOISE, PRIOR_GAUSSIAN); break;
+        case 5: FWD(NOISE, PRIOR_MIXTURE); break;
+        case 6: FWD(VAR, PRIOR_NONE); break;
+        case 7: FWD(VAR, PRIOR_GAUSSIAN); break;
+        default: FWD(VAR, PRIOR_MIXTURE); break;
         }
-        quad += q;
-        logs += l;
+#undef FWD
+        total += part;
     }
-    sums[0] += quad;
-    sums[1] += logs;
+    *kl += total;
 }
 
-/* grad_rho (and grad_mu, unless NULL) of <g, out> + kl_scale * KL, KL against N(0, prior_var);
- * g may be NULL (no gradient reached the output). */
+/* grad_mu and grad_rho of <g, out> + kl_grad * KL (see bbb_forward); g may be NULL (no gradient
+ * reached the output). */
 void bbb_backward(const float *restrict mu, const float *restrict rho, const float *restrict g,
                   float *restrict grad_mu, float *restrict grad_rho, int64_t n, uint64_t seed,
-                  int kind, float kl_scale, float prior_var, int threads) {
+                  int kind, int prior, float p0, float p1, float p2, float kl_grad, int threads) {
+    static const float zeros[CHUNK];
+    const prior_t p = make_prior(prior, p0, p1, p2);
+    const int noise = needs_noise(kind, prior, g != 0);
     int64_t chunks = (n + CHUNK - 1) / CHUNK;
 #pragma omp parallel for num_threads(threads) schedule(static)
     for (int64_t c = 0; c < chunks; c++) {
         float eps[CHUNK];
         int64_t start = c * CHUNK, len = n - start < CHUNK ? n - start : CHUNK;
-        int need_eps = kind != VAR && g != 0;
-        if (need_eps) normals_chunk(seed, (uint64_t)c, eps);
-        const float *restrict m = mu + start, *restrict r = rho + start;
-        const float *restrict gc = g ? g + start : 0;
-        float *restrict gr = grad_rho + start, *restrict gm = grad_mu ? grad_mu + start : 0;
-#pragma omp simd
-        for (int64_t i = 0; i < len; i++) {
-            float x = r[i];
-            float e = expf(fminf(x, SOFTPLUS_LINEAR));
-            float sigma = fmaxf(x > SOFTPLUS_LINEAR ? x : log1pf(e), SIGMA_MIN);
-            float slope = x > SOFTPLUS_LINEAR ? 1.0f : e / (1.0f + e);
-            float go = gc ? gc[i] : 0.0f;
-            float grad_sigma = kind == VAR ? 2.0f * go * sigma : (need_eps ? go * eps[i] : 0.0f);
-            grad_sigma += (sigma - prior_var / sigma) * kl_scale;
-            gr[i] = grad_sigma * slope;
+        if (noise) normals_chunk(seed, (uint64_t)c, eps);
+        else for (int64_t i = 0; i < len; i++) eps[i] = 0.0f;
+        const float *m = mu + start, *r = rho + start, *gc = g ? g + start : zeros;
+        float *gm = grad_mu + start, *gr = grad_rho + start;
+        prior_t q = p;
+#define BWD(K, P) q.kind = P; backward_chunk(m, r, gc, eps, gm, gr, len, K, q, kl_grad)
+        switch (kind * 3 + prior) {
+        case 0: BWD(SAMPLE, PRIOR_NONE); break;
+        case 1: BWD(SAMPLE, PRIOR_GAUSSIAN); break;
+        case 2: BWD(SAMPLE, PRIOR_MIXTURE); break;
+        case 3: BWD(NOISE, PRIOR_NONE); break;
+        case 4: BWD(NOISE, PRIOR_GAUSSIAN); break;
+        case 5: BWD(NOISE, PRIOR_MIXTURE); break;
+        case 6: BWD(VAR, PRIOR_NONE); break;
+        case 7: BWD(VAR, PRIOR_GAUSSIAN); break;
+        default: BWD(VAR, PRIOR_MIXTURE); break;
         }
-        if (gm) {
-#pragma omp simd
-            for (int64_t i = 0; i < len; i++) {
-                float go = (gc && kind == SAMPLE) ? gc[i] : 0.0f;
-                gm[i] = go + m[i] * kl_scale;
-            }
-        }
+#undef BWD
     }
 }

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from bbb_core import layers, native
 from bbb_core.layers import BayesianConv2d, BayesianLinear, kl_normal_sum
 from bbb_core.native import NativePosterior
-from bbb_core.priors import ScaleMixturePrior
+from bbb_core.priors import LaplacePrior, ScaleMixturePrior, gaussian_log_prob
 
 pytestmark = pytest.mark.skipif(
     not native.available(), reason=f"no native kernels: {native.failure}"
@@ -67,46 +67,58 @@ def _fixed_seeds(monkeypatch, seeds):
     monkeypatch.setattr(native, "_new_seed", lambda: next(it))
 
 
-def _reference(mu, rho, eps, kind, prior_var):
-    """The node's outputs in float64 PyTorch autograd: out and the closed-form KL."""
+def _reference(mu, rho, eps, kind, prior):
+    """The node's outputs in float64 PyTorch autograd: out and the KL (the closed form for a
+    Gaussian prior, log q(w) - log p(w) at w = mu + sigma * eps for the scale mixture)."""
     sigma = F.softplus(rho)
     out = {"sample": mu + sigma * eps, "noise": sigma * eps, "var": sigma**2}[kind]
-    kl = kl_normal_sum(mu, sigma, math.sqrt(prior_var)) if prior_var else mu.new_zeros(())
-    return out, kl
+    if prior is None:
+        return out, mu.new_zeros(())
+    if prior[0] == "gaussian":
+        return out, kl_normal_sum(mu, sigma, math.sqrt(prior[1]))
+    w = mu + sigma * eps  # autograd through w and the density's own mu, sigma: total derivative
+    log_q = gaussian_log_prob(w, mu, sigma)
+    return out, (log_q - ScaleMixturePrior(*prior[1:]).log_prob(w)).sum()
+
+
+PRIORS = [None, ("gaussian", 0.25), ("mixture", 0.25, 1.0, math.exp(-6))]
 
 
 @pytest.mark.parametrize("kind", ["sample", "noise", "var"])
 @pytest.mark.parametrize(
-    ("prior_var", "with_output_grad"),
-    [(None, True), (0.25, True), (0.25, False)],  # no KL; both; the KL's gradient alone
+    ("prior", "with_output_grad"),
+    [(None, True)] + [(p, g) for p in PRIORS[1:] for g in (True, False)],
 )
-def test_node_matches_pytorch_on_the_same_noise(monkeypatch, kind, prior_var, with_output_grad):
+def test_node_matches_pytorch_on_the_same_noise(monkeypatch, kind, prior, with_output_grad):
     _fixed_seeds(monkeypatch, [1234])
     gen = torch.Generator().manual_seed(0)
     n = 3000  # not a multiple of the 1024-weight chunk
     mu = (0.1 * torch.randn(n, generator=gen)).requires_grad_()
     rho = (torch.rand(n, generator=gen) * 8 - 7).requires_grad_()  # sigma from 1e-3 to 0.7
     g_out = torch.randn(n, generator=gen)
-    out, kl = NativePosterior.apply(mu, rho, kind, prior_var)
+    out, kl = NativePosterior.apply(mu, rho, kind, prior)
     eps = native.normals(n, 1234).double()
     mu64, rho64 = (t.detach().double().requires_grad_() for t in (mu, rho))
-    ref_out, ref_kl = _reference(mu64, rho64, eps, kind, prior_var)
+    ref_out, ref_kl = _reference(mu64, rho64, eps, kind, prior)
     assert torch.allclose(out.double(), ref_out, rtol=1e-5, atol=1e-6)
-    assert kl.item() == pytest.approx(ref_kl.item(), rel=1e-5, abs=1e-3)
+    assert kl.item() == pytest.approx(ref_kl.item(), rel=1e-4, abs=1e-2)
     objective = 0.7 * kl + ((out * g_out).sum() if with_output_grad else 0.0)
     objective.backward()
     ref = 0.7 * ref_kl + ((ref_out * g_out.double()).sum() if with_output_grad else 0.0)
     ref.backward()
+    # the narrow mixture component's curvature 1 / sigma2^2 = 1.6e5 magnifies float32 rounding of
+    # w = mu + sigma eps (about 1e-8 here) into gradient errors of up to about 1e-3
+    atol = 2e-3 if prior is not None and prior[0] == "mixture" else 1e-5
     for got, want in ((mu.grad, mu64.grad), (rho.grad, rho64.grad)):
         want = torch.zeros_like(got.double()) if want is None else want  # mu unused: zero
-        assert torch.allclose(got.double(), want, rtol=1e-4, atol=1e-5)
+        assert torch.allclose(got.double(), want, rtol=1e-4, atol=atol)
 
 
 def test_node_refuses_an_inplace_change_before_backward(monkeypatch):
     _fixed_seeds(monkeypatch, [1])
     mu = torch.zeros(100, requires_grad=True)
     rho = torch.full((100,), -3.0, requires_grad=True)
-    out, kl = NativePosterior.apply(mu, rho, "sample", 1.0)
+    out, kl = NativePosterior.apply(mu, rho, "sample", ("gaussian", 1.0))
     with torch.no_grad():
         mu.add_(1.0)
     with pytest.raises(RuntimeError, match="inplace"):
@@ -117,7 +129,7 @@ def test_extreme_rho_stays_finite(monkeypatch):
     _fixed_seeds(monkeypatch, [9])
     rho = torch.tensor([-200.0, -30.0, 0.0, 19.0, 25.0, 80.0]).requires_grad_()
     mu = torch.zeros(6, requires_grad=True)
-    out, kl = NativePosterior.apply(mu, rho, "sample", 1.0)
+    out, kl = NativePosterior.apply(mu, rho, "sample", ("gaussian", 1.0))
     (out.sum() + kl).backward()
     assert torch.isfinite(out).all() and torch.isfinite(kl) and torch.isfinite(rho.grad).all()
     assert rho.grad[-1].item() == pytest.approx(
@@ -180,8 +192,30 @@ def test_layers_train_through_the_kernels_as_through_pytorch(monkeypatch, estima
         assert torch.allclose(p.grad, q.grad, rtol=1e-3, atol=1e-4)
 
 
-def test_a_non_gaussian_prior_gets_its_kl_from_the_layer():
-    layer = _big_linear("reparam", ScaleMixturePrior(0.5, 1.0, 0.01))
+def test_the_mixture_kl_is_estimated_at_the_passes_own_weight_sample(monkeypatch):
+    """The paper's estimator (eq. 2): log q(w) - log p(w) at the w the forward pass used."""
+    prior = ScaleMixturePrior(0.5, 1.0, 0.01)
+    layer = _big_linear("reparam", prior)
+    _fixed_seeds(monkeypatch, [7, 8])
+    x = torch.randn(4, 200)
+    out = layer(x)
+    kl = layer.kl()
+    with torch.no_grad():
+        sigma_w, sigma_b = layer.weight_sigma, layer.bias_sigma
+        w = layer.weight_mu + sigma_w * native.normals(20_000, 7).view(100, 200)
+        b = layer.bias_mu + sigma_b * native.normals(100, 8)
+        assert torch.allclose(out, x @ w.T + b, atol=1e-5)  # that sample made the output
+        expected = sum(
+            (gaussian_log_prob(v, mu, sigma) - prior.log_prob(v)).sum()
+            for v, mu, sigma in ((w, layer.weight_mu, sigma_w), (b, layer.bias_mu, sigma_b))
+        )
+    assert kl.item() == pytest.approx(expected.item(), rel=1e-4)
+    kl.backward()  # the KL alone has a gradient (the output's was never asked for)
+    assert torch.isfinite(layer.weight_rho.grad).all() and layer.weight_mu.grad.abs().sum() > 0
+
+
+def test_a_prior_without_a_kernel_kl_gets_it_from_the_layer():
+    layer = _big_linear("reparam", LaplacePrior(0.5))
     layer(torch.randn(4, 200))
     torch.manual_seed(3)
     kl = layer.kl()
