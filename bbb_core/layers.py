@@ -48,7 +48,7 @@ from .priors import GaussianPrior, Prior, ScaleMixturePrior, gaussian_log_prob
 
 _VAR_EPS = 1e-16  # keeps sqrt(var) differentiable where an input row is all zeros
 _BOX_MULLER_MIN = 1 << 16  # float32 CPU normal fills at least this large use `_box_muller`
-_NATIVE_MIN = 1 << 14  # weights of a layer whose training passes use the fused CPU kernels
+_NATIVE_MIN = 1 << 12  # weights of a layer whose training passes use the fused CPU kernels
 
 
 def _is_expanded(x: Tensor) -> bool:
