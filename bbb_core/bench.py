@@ -15,8 +15,10 @@ Three measurements, printed as a table and optionally written as JSON:
   (`default_config("blundell")`) and classification (`default_config("moons")`) set-ups.
 
 Plus the peak resident memory of the process (and the peak GPU memory on cuda) and the CPU thread
-count. BBB uses the Gaussian prior N(0, 1) (closed-form KL), as the peers' timings in issue 5 do.
-On cuda every timing is bracketed by `torch.cuda.synchronize()`; nothing else syncs.
+count. Options (`run_bench`): the training steps through `torch.compile`, the float32 matrix
+product precision, and which MLP, batch sizes and parts to time. BBB uses the Gaussian prior
+N(0, 1) (closed-form KL), as the peers' timings in issue 5 do. On cuda every timing is bracketed
+by `torch.cuda.synchronize()`; nothing else syncs.
 """
 
 from __future__ import annotations

@@ -22,11 +22,14 @@ layers notice the zero stride and compute what does not depend on the sample onl
 `layer.deterministic = True` (or the `posterior_mean(model)` context manager) uses the posterior
 mean, a standard network's forward pass.
 
-Speed (issue 5): the noise, the sampled weights (or variances) and the closed-form KL of each
+Speed (issue 5): a training pass of a float32 CPU layer with at least 4,096 weights goes through
+the fused kernels of `native.py` (noise, sample or variance, and KL in one pass; gradients in
+another). Elsewhere the noise, the sampled weights (or variances) and the closed-form KL of each
 parameter come out of one `_Posterior` graph node with a hand-written backward, sigma computed
 once per step; large CPU noise tensors come from `standard_normal`, a Box-Muller transform that
-runs on every core; inside `prediction_sampling` (what `predict.sample_outputs` uses) each layer
-draws its S samples by the cheapest exact route.
+runs on every core. Under `torch.compile` the layers trace plain operations for the compiler to
+fuse (`_posterior_traced`, `_kl_traced`). Inside `prediction_sampling` (what
+`predict.sample_outputs` uses) each layer draws its S samples by the cheapest exact route.
 """
 
 from __future__ import annotations
