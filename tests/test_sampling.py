@@ -1,0 +1,74 @@
+"""Tests for `bbb_core.sampling`, the PyTorch path's random numbers: the two-core Box-Muller
+normal sampler and the sign bits of Flipout, checked as distributions and for seeding. (The
+graph node `_Posterior` is checked against autograd in `test_layers.py`.)"""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from bbb_core import sampling
+
+
+@pytest.fixture
+def two_threads():
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    yield
+    torch.set_num_threads(before)
+
+
+def _moments_are_standard_normal(z: torch.Tensor) -> None:
+    z = z.double()
+    n = z.numel()
+    assert abs(z.mean().item()) < 5 / math.sqrt(n)
+    assert z.var().item() == pytest.approx(1.0, abs=5 * math.sqrt(2 / n))
+    assert (z**4).mean().item() == pytest.approx(3.0, abs=0.05)
+    assert (z.abs() > 3).double().mean().item() == pytest.approx(0.0027, rel=0.15)
+    sorted_z, _ = z[:: max(1, n // 100_000)].sort()
+    cdf = 0.5 * (1 + torch.erf(sorted_z / math.sqrt(2)))
+    ecdf = torch.arange(1, len(sorted_z) + 1, dtype=torch.float64) / len(sorted_z)
+    assert (cdf - ecdf).abs().max().item() < 1.63 / math.sqrt(len(sorted_z))  # KS, 1% level
+
+
+def test_box_muller_draws_standard_normals(two_threads):
+    out = torch.empty(1_000_001)  # odd: the last pair is cut in half
+    z = sampling._box_muller(out)
+    assert z is out and torch.isfinite(z).all()
+    _moments_are_standard_normal(z)
+    assert abs(torch.corrcoef(torch.stack([z[:-1], z[1:]]))[0, 1]) < 0.01
+    half = (z.numel() + 1) // 2  # the cos and sin halves of each pair are independent too
+    assert abs(torch.corrcoef(torch.stack([z[: half - 1], z[half:]]))[0, 1]) < 0.01
+
+
+def test_standard_normal_is_seeded_by_torch_and_picks_its_sampler(two_threads, monkeypatch):
+    like = torch.empty(1)
+    torch.manual_seed(4)
+    a = sampling.standard_normal((300, 300), like)
+    torch.manual_seed(4)
+    assert torch.equal(a, sampling.standard_normal((300, 300), like))
+    assert not torch.equal(a, sampling.standard_normal((300, 300), like))
+    calls = []
+    real = sampling._box_muller
+    monkeypatch.setattr(sampling, "_box_muller", lambda out: calls.append(out.numel()) or real(out))
+    sampling.standard_normal((300, 300), like)  # large, float32, two threads: Box-Muller
+    sampling.standard_normal((10, 10), like)  # small: torch's own normal_
+    sampling.standard_normal((300, 300), like.double())  # float64: normal_
+    torch.set_num_threads(1)
+    sampling.standard_normal((300, 300), like)  # one thread: normal_ is faster
+    assert calls == [90_000]
+
+
+def test_random_signs_are_fair_independent_coins():
+    torch.manual_seed(0)
+    like = torch.empty(1)
+    signs = sampling._random_signs((1000, 999), like)  # not a multiple of 32 bits
+    assert signs.shape == (1000, 999) and signs.dtype == like.dtype
+    assert set(signs.unique().tolist()) == {-1.0, 1.0}
+    flat = signs.flatten().double()
+    assert abs(flat.mean().item()) < 5 / math.sqrt(flat.numel())
+    assert abs((flat[:-1] * flat[1:]).mean().item()) < 5 / math.sqrt(flat.numel())
+    bits_31_apart = (flat[:-31] * flat[31:]).mean().item()  # neighbours within one random word
+    assert abs(bits_31_apart) < 5 / math.sqrt(flat.numel())
