@@ -141,6 +141,15 @@ def _new_seed() -> int:
     return int(torch.randint(2**62, (), dtype=torch.int64))
 
 
+def fill_normals(out: Tensor) -> Tensor:
+    """Fill the contiguous float32 CPU tensor `out` with N(0, 1) draws (a fresh seed from
+    PyTorch's default generator); returns `out`."""
+    if not usable(out):
+        raise RuntimeError(f"cannot fill this tensor natively: {failure or 'not float32 CPU'}")
+    _library.bbb_normals(_ptr(out), out.numel(), _new_seed(), torch.get_num_threads())
+    return out
+
+
 def normals(n: int, seed: int) -> Tensor:
     """The first n N(0, 1) draws of stream `seed`: the eps the kernels use with that seed."""
     if not available():

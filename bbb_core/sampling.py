@@ -15,7 +15,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-_BOX_MULLER_MIN = 1 << 16  # float32 CPU normal fills at least this large use `_box_muller`
+from . import native
+
+_BOX_MULLER_MIN = 1 << 16  # float32 CPU normal fills from this size: native or `_box_muller`
 
 
 # ---------------------------------------------------------------------------------------------
@@ -27,14 +29,19 @@ _BOX_MULLER_MIN = 1 << 16  # float32 CPU normal fills at least this large use `_
 def standard_normal(shape: tuple[int, ...], like: Tensor) -> Tensor:
     """N(0, 1) draws of `shape` with `like`'s dtype and device.
 
-    Large float32 CPU tensors, when PyTorch may use several threads, come from `_box_muller`;
-    everything else from `torch.randn`.
+    Large float32 CPU tensors come from the fused kernels' Philox generator (`native.normals`:
+    vectorised, on every thread, about 4x faster than `normal_` on one thread) or, without
+    them, when PyTorch may use several threads, from `_box_muller`; everything else from
+    `normal_`. All are seeded from PyTorch's default generator.
     """
     if torch.compiler.is_compiling():  # traced: the compiler generates its own random numbers
         return torch.randn(shape, dtype=like.dtype, device=like.device)
     out = torch.empty(shape, dtype=like.dtype, device=like.device)
-    parallel = out.device.type == "cpu" and torch.get_num_threads() > 1
-    if parallel and out.dtype == torch.float32 and out.numel() >= _BOX_MULLER_MIN:
+    large = out.device.type == "cpu" and out.dtype == torch.float32
+    large = large and out.numel() >= _BOX_MULLER_MIN
+    if large and native.available():
+        return native.fill_normals(out)
+    if large and torch.get_num_threads() > 1:
         return _box_muller(out)
     return out.normal_()
 

@@ -9,7 +9,7 @@ import math
 import pytest
 import torch
 
-from bbb_core import sampling
+from bbb_core import native, sampling
 
 
 @pytest.fixture
@@ -21,7 +21,7 @@ def two_threads():
 
 
 def _moments_are_standard_normal(z: torch.Tensor) -> None:
-    z = z.double()
+    z = z.double().flatten()
     n = z.numel()
     assert abs(z.mean().item()) < 5 / math.sqrt(n)
     assert z.var().item() == pytest.approx(1.0, abs=5 * math.sqrt(2 / n))
@@ -43,22 +43,34 @@ def test_box_muller_draws_standard_normals(two_threads):
     assert abs(torch.corrcoef(torch.stack([z[: half - 1], z[half:]]))[0, 1]) < 0.01
 
 
-def test_standard_normal_is_seeded_by_torch_and_picks_its_sampler(two_threads, monkeypatch):
+@pytest.mark.parametrize("with_native", [True, False])
+def test_standard_normal_is_seeded_by_torch_and_picks_its_sampler(
+    two_threads, monkeypatch, with_native
+):
+    if with_native and not native.available():
+        pytest.skip(f"no native kernels: {native.failure}")
+    if not with_native:
+        monkeypatch.setattr(native, "available", lambda: False)
     like = torch.empty(1)
     torch.manual_seed(4)
     a = sampling.standard_normal((300, 300), like)
     torch.manual_seed(4)
     assert torch.equal(a, sampling.standard_normal((300, 300), like))
     assert not torch.equal(a, sampling.standard_normal((300, 300), like))
+    _moments_are_standard_normal(a)
     calls = []
-    real = sampling._box_muller
-    monkeypatch.setattr(sampling, "_box_muller", lambda out: calls.append(out.numel()) or real(out))
-    sampling.standard_normal((300, 300), like)  # large, float32, two threads: Box-Muller
+    for name in ("_box_muller", "fill_normals"):
+        module = sampling if name == "_box_muller" else native
+        real = getattr(module, name)
+        spy = lambda out, name=name, real=real: calls.append((name, out.numel())) or real(out)  # noqa: E731
+        monkeypatch.setattr(module, name, spy)
+    sampling.standard_normal((300, 300), like)  # large, float32, two threads
     sampling.standard_normal((10, 10), like)  # small: torch's own normal_
     sampling.standard_normal((300, 300), like.double())  # float64: normal_
     torch.set_num_threads(1)
-    sampling.standard_normal((300, 300), like)  # one thread: normal_ is faster
-    assert calls == [90_000]
+    sampling.standard_normal((300, 300), like)  # one thread: native still, else normal_
+    large = "fill_normals" if with_native else "_box_muller"
+    assert calls == [(large, 90_000)] + ([(large, 90_000)] if with_native else [])
 
 
 def test_random_signs_are_fair_independent_coins():
