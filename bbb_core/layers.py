@@ -458,7 +458,13 @@ class BayesianLinear(_BayesianModule):
             eps_w, eps_b = self._noise(k, input)
             weight = torch.addcmul(self.weight_mu, sp_w.sigma, eps_w)  # (k, out, in)
             bias = None if eps_b is None else torch.addcmul(self.bias_mu, sp_b.sigma, eps_b)
-            out[s0 : s0 + k] = _linear_samples(input[s0 : s0 + k], weight, bias)
+            if k == 1:  # straight into `out`, no copy (a CPU takes one sample at a time)
+                if bias is None:
+                    torch.mm(input[s0], weight[0].T, out=out[s0])
+                else:
+                    torch.addmm(bias[0], input[s0], weight[0].T, out=out[s0])
+            else:
+                out[s0 : s0 + k] = _linear_samples(input[s0 : s0 + k], weight, bias)
         return out
 
     def extra_repr(self) -> str:

@@ -145,6 +145,8 @@ def _apply(layer: nn.Module, h: Tensor) -> Tensor:
         s, b = h.shape[:2]
         out = layer(h.reshape(s * b, *h.shape[2:]))
         return out.reshape(s, b, *out.shape[1:])
+    if isinstance(layer, nn.ReLU) and not torch.is_grad_enabled() and h.is_contiguous():
+        return h.relu_()  # prediction: h is a layer's fresh output, no graph needs it
     return layer(h)  # linear layers take (S, B, in); activations and dropout any shape
 
 
