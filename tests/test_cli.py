@@ -152,6 +152,8 @@ BAD = [  # (flags after `train --dataset blundell`, what the one stderr line mus
     (["--laplace-b", "0"], r"prior\.b|--laplace-b"),
     (["--dropout", "1"], r"model\.dropout|--dropout"),
     (["--seed", "-1"], r"seed"),
+    (["--compile", "fast"], r"--compile"),
+    (["--lr-schedule", "step"], r"--lr-schedule"),
 ]
 
 
