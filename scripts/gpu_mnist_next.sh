@@ -6,14 +6,17 @@
 #   b: the paper's grid point pi 1/2, sigma2 e^-7 (a narrower spike, a heavier slab);
 #   c: the paper's KL re-weighting across minibatches (blundell): with Adam it keeps the
 #      posterior far broader than the prior's pull would (CPU check in docs/mnist.md).
+# First it runs the GPU tests (tests/test_cuda.py, never run yet), at most 150 s.
 # Usage: DATA=/folder/with/mnist.npz OUT=/results scripts/gpu_mnist_next.sh
-# Writes $OUT/mnist_{a,b,c}.json and $OUT/log.txt; MNIST_BUDGET_MIN (default 3.5) per run.
+# Writes $OUT/mnist_{a,b,c}.json and $OUT/log.txt; MNIST_BUDGET_MIN (default 3.0) per run.
 set -u
 OUT=${OUT:?set OUT to a results folder}
 DATA=${DATA:?set DATA to the folder holding mnist.npz}
-BUDGET=${MNIST_BUDGET_MIN:-3.5}
+BUDGET=${MNIST_BUDGET_MIN:-3.0}
 export PYTHONUNBUFFERED=1
 exec > >(tee -a "$OUT/log.txt") 2>&1
+echo "=== GPU tests ($(date +%T))"
+timeout 150 python3 -m pytest -q -x -p no:cacheprovider tests/test_cuda.py
 echo "=== MNIST, three runs side by side, ${BUDGET} min each ($(date +%T))"
 common=(--dataset mnist --model bbb --hidden 1200 1200 --prior mixture --data-dir "$DATA"
     --preprocessing paper --rho0 -5 --device cuda --estimator local --lr-schedule cosine
