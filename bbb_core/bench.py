@@ -35,7 +35,7 @@ from dataclasses import dataclass, replace
 import torch
 from torch import Tensor, nn
 
-from .config import ModelConfig, PriorConfig, default_config
+from .config import BENCH_PARTS, ModelConfig, PriorConfig, default_config
 from .data.base import Dataset
 from .models import build_model
 from .predict import predictive
@@ -129,10 +129,9 @@ def train_step_fn(
     objective = step_objective(
         model, n_data=N_DATA, kl_weight=1.0, train_samples=1, compile=compile
     )
-    share = 1.0 / N_BATCHES if compile == "off" else torch.tensor(1.0 / N_BATCHES, device=x.device)
 
     def step() -> Tensor:
-        loss = objective(x, y, share)[0]
+        loss = objective(x, y, 1.0 / N_BATCHES)[0]
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -237,9 +236,6 @@ def memory_report(device: torch.device) -> dict:
     return {"peak_rss_mb": rss_mb, "peak_gpu_mb": gpu}
 
 
-PARTS = ("train_step", "predict", "toy")
-
-
 def run_bench(
     device: str = "cpu",
     quick: bool = False,
@@ -248,7 +244,7 @@ def run_bench(
     matmul_precision: str = "highest",
     hidden: tuple[int, ...] | None = None,
     batches: tuple[int, ...] | None = None,
-    parts: tuple[str, ...] = PARTS,
+    parts: tuple[str, ...] = BENCH_PARTS,
 ) -> dict:
     """Every measurement of the module docstring, as the JSON-ready dict `main` writes.
 
@@ -293,26 +289,35 @@ def _width(row: dict) -> str:
     return "-".join(str(w) for w in row["hidden"])
 
 
+def _timing_table(title: str, rows: list[dict], columns: tuple[str, str, str, str]) -> list[str]:
+    """Lines of one timing table; columns = (row key, its header, ratio header, ratio format)."""
+    key, key_header, ratio_header, ratio_format = columns
+    lines = ["", title]
+    lines.append(f"{'hidden':>10} {key_header:>6} {'model':>12} {'ms':>10} {ratio_header:>11}")
+    for r in rows:
+        lines.append(
+            f"{_width(r):>10} {r[key]:>6} {r['model']:>12} {r['median_ms']:>10.2f} "
+            f"{r['ratio']:>11{ratio_format}}"
+        )
+    return lines
+
+
 def format_table(result: dict) -> str:
     """The bench result as plain-text tables."""
     lines = [
         f"device {result['device']}, {result['threads']} CPU threads, torch {result['torch']}, "
         f"compile {result['compile']}, float32 matmul precision {result['matmul_precision']}"
     ]
-    lines += ["", "training step (forward, ELBO, backward, Adam)"]
-    lines.append(f"{'hidden':>10} {'batch':>6} {'model':>12} {'ms':>10} {'x standard':>11}")
-    for r in result["train_step"]:
-        lines.append(
-            f"{_width(r):>10} {r['batch']:>6} {r['model']:>12} {r['median_ms']:>10.2f} "
-            f"{r['ratio']:>11.2f}"
-        )
-    lines += ["", "predictive probabilities of the bench inputs with S samples"]
-    lines.append(f"{'hidden':>10} {'S':>6} {'model':>12} {'ms':>10} {'x forward':>11}")
-    for r in result["predict"]:
-        lines.append(
-            f"{_width(r):>10} {r['samples']:>6} {r['model']:>12} {r['median_ms']:>10.2f} "
-            f"{r['ratio']:>11.1f}"
-        )
+    lines += _timing_table(
+        "training step (forward, ELBO, backward, Adam)",
+        result["train_step"],
+        ("batch", "batch", "x standard", ".2f"),
+    )
+    lines += _timing_table(
+        "predictive probabilities of the bench inputs with S samples",
+        result["predict"],
+        ("samples", "S", "x forward", ".1f"),
+    )
     lines += ["", "toy set-ups, end to end"]
     lines += [f"{r['setup']:>10} {r['seconds']:>8.2f} s" for r in result["toy"]]
     mem = result["memory"]

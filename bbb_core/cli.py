@@ -15,6 +15,7 @@ from dataclasses import replace
 from typing import Any
 
 from .config import (
+    BENCH_PARTS,
     COMPILE_MODES,
     DATASETS,
     DEVICES,
@@ -190,13 +191,10 @@ def _bench_parser(sub) -> None:
     )
     p.add_argument("--hidden", type=int, nargs="+", help="time only this MLP's hidden widths")
     p.add_argument("--batch", type=int, nargs="+", help="only these training batch sizes")
-    p.add_argument(
-        "--parts", nargs="+", choices=("train_step", "predict", "toy"), help="default: all"
-    )
+    p.add_argument("--parts", nargs="+", choices=BENCH_PARTS, default=BENCH_PARTS)
 
 
 def _bench(args: argparse.Namespace) -> int:
-    from .bench import PARTS
     from .bench import main as bench_main
 
     return bench_main(
@@ -207,7 +205,7 @@ def _bench(args: argparse.Namespace) -> int:
         matmul_precision=args.matmul_precision,
         hidden=None if args.hidden is None else tuple(args.hidden),
         batches=None if args.batch is None else tuple(args.batch),
-        parts=PARTS if args.parts is None else tuple(args.parts),
+        parts=tuple(args.parts),
     )
 
 

@@ -41,6 +41,7 @@ KL_SCHEDULES = ("uniform", "blundell", "warmup")
 LR_SCHEDULES = ("constant", "cosine")
 COMPILE_MODES = ("off", "default", "reduce-overhead")
 DEVICES = ("auto", "cpu", "cuda")
+BENCH_PARTS = ("train_step", "predict", "toy")  # what `python -m bbb_core bench` measures
 
 
 def _fail(field_name: str, allowed: str, value: Any) -> None:

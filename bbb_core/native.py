@@ -141,22 +141,19 @@ def _new_seed() -> int:
     return int(torch.randint(2**62, (), dtype=torch.int64))
 
 
-def fill_normals(out: Tensor) -> Tensor:
-    """Fill the contiguous float32 CPU tensor `out` with N(0, 1) draws (a fresh seed from
-    PyTorch's default generator); returns `out`."""
+def fill_normals(out: Tensor, seed: int | None = None) -> Tensor:
+    """Fill the contiguous float32 CPU tensor `out` with the N(0, 1) draws of stream `seed`
+    (default: a fresh seed from PyTorch's default generator); returns `out`."""
     if not usable(out):
         raise RuntimeError(f"cannot fill this tensor natively: {failure or 'not float32 CPU'}")
-    _library.bbb_normals(_ptr(out), out.numel(), _new_seed(), torch.get_num_threads())
+    seed = _new_seed() if seed is None else seed
+    _library.bbb_normals(_ptr(out), out.numel(), seed, torch.get_num_threads())
     return out
 
 
 def normals(n: int, seed: int) -> Tensor:
     """The first n N(0, 1) draws of stream `seed`: the eps the kernels use with that seed."""
-    if not available():
-        raise RuntimeError(f"the native kernels are unavailable: {failure}")
-    out = torch.empty(n, dtype=torch.float32)
-    _library.bbb_normals(_ptr(out), n, seed, torch.get_num_threads())
-    return out
+    return fill_normals(torch.empty(n, dtype=torch.float32), seed)
 
 
 Prior = tuple  # ("gaussian", variance) or ("mixture", pi, sigma1, sigma2)

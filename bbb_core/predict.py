@@ -127,7 +127,7 @@ def sample_outputs(model: nn.Module, x: Tensor, samples: int, coherent: bool = T
     if model.kind == "dropout":
         model.train()  # MC dropout: dropout stays on
     try:
-        per_call = max(1, _MAX_ELEMENTS.get(x.device.type, 2**24) // _widest(model))
+        per_call = max(1, _MAX_ELEMENTS["cuda" if x.is_cuda else "cpu"] // _widest(model))
         if model.kind == "ensemble":  # each call returns all K members: chunk the inputs only
             samples = s_chunk = len(model.members)
         else:

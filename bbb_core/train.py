@@ -146,8 +146,9 @@ def step_objective(
 
     compile="default" or "reduce-overhead" returns it through `torch.compile` (static shapes):
     the sampling, softplus and KL of every layer, forwards and backwards, become a few fused
-    kernels, and "reduce-overhead" replays them as CUDA graphs. Pass pi_i as a 0-dim tensor
-    then, or every new value compiles anew.
+    kernels, and "reduce-overhead" replays them as CUDA graphs. pi_i may be a float or a 0-dim
+    tensor either way: a compiled objective takes a float through a reused tensor, so a new value
+    does not compile anew.
     """
 
     def objective(xb: Tensor, yb: Tensor, share: float | Tensor) -> tuple[Tensor, Tensor, Tensor]:
@@ -169,14 +170,21 @@ def step_objective(
     name = "recompile_limit" if hasattr(dynamo, "recompile_limit") else "cache_size_limit"
     setattr(dynamo, name, max(getattr(dynamo, name), _RECOMPILE_LIMIT))
     compiled = torch.compile(objective, mode=compile, dynamic=False)
-    if compile != "reduce-overhead":
-        return compiled
+    share_buffer: Tensor | None = None
 
-    def graphed(xb: Tensor, yb: Tensor, share: float | Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        torch.compiler.cudagraph_mark_step_begin()  # the last step's outputs may be overwritten
+    def compiled_objective(
+        xb: Tensor, yb: Tensor, share: float | Tensor
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        nonlocal share_buffer
+        if not isinstance(share, Tensor):  # a new float would compile anew: pass it as a tensor
+            if share_buffer is None:
+                share_buffer = torch.zeros((), device=xb.device)
+            share = share_buffer.fill_(share)
+        if compile == "reduce-overhead":
+            torch.compiler.cudagraph_mark_step_begin()  # the last step's outputs may be overwritten
         return compiled(xb, yb, share)
 
-    return graphed
+    return compiled_objective
 
 
 def cosine_lr(base: float, epoch: int, epochs: int) -> float:
@@ -259,8 +267,6 @@ class Trainer:
         batches = self._batches()
         m = 1 if batches is None else len(batches)
         shares = [kl_share(tc.kl_schedule, i, m, self.epoch, tc.warmup_epochs) for i in range(m)]
-        if tc.compile != "off":  # tensors, so that a new share does not compile anew
-            shares = torch.tensor(shares, device=self.device).unbind()
         nll_sum = self.x.new_zeros(())
         kl_terms = self.x.new_zeros(())
         for i in range(m):

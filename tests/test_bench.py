@@ -113,8 +113,9 @@ def test_train_step_goes_through_the_trainers_objective(monkeypatch):
         return real(model, **{**kw, "compile": "off"})
 
     monkeypatch.setattr(bench, "step_objective", spy)
-    sizes = bench.BenchSizes(hidden=((4,),), n_in=5, step_warmup=0, step_rounds=1)
-    sizes = bench.replace(sizes, compile="reduce-overhead")
+    sizes = bench.BenchSizes(
+        hidden=((4,),), n_in=5, step_warmup=0, step_rounds=1, compile="reduce-overhead"
+    )
     rows = bench.bench_train_steps(sizes, torch.device("cpu"))
     assert len(rows) == len(bench.MODEL_NAMES) == len(seen)
     assert all(kw["compile"] == "reduce-overhead" and kw["train_samples"] == 1 for kw in seen)
