@@ -23,7 +23,8 @@ st.title("Classification: who knows it doesn't know?")
 st.markdown(
     "Each map covers the whole plane, far beyond the training points. A standard network is "
     "confident almost everywhere; BBB's mutual information lights up where the data says nothing. "
-    "The grey crosses mark a far-away ring used to score out-of-distribution detection."
+    "The grey crosses mark a far-away ring of inputs (a quarter of them drawn) used to score "
+    "out-of-distribution detection."
 )
 settings = widgets.sidebar(PAGE, "classification", CLASSIFICATION_DATASETS)
 widgets.messages(settings)

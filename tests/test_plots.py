@@ -419,7 +419,10 @@ def test_classification_overlays_points_and_far_ring(moons):
         assert_close(pts.x, ds.x_train[ds.y_train == c, 0], **EXACT)
         assert_close(pts.y, ds.x_train[ds.y_train == c, 1], **EXACT)
     far = by_name(fig, "far OOD inputs")
-    assert far.marker.symbol == "x" and len(far.x) == ds.ood["far"].shape[0]
+    ring = ds.ood["far"]  # drawn evenly thinned: every 4th of the 500 (FAR_SHOWN 125)
+    assert far.marker.symbol == "x" and len(far.x) == plots.FAR_SHOWN == ring.shape[0] // 4
+    assert_close(far.x, ring[::4, 0], **EXACT)
+    assert_close(far.y, ring[::4, 1], **EXACT)
     assert "grey" in far.marker.color or far.marker.color.startswith("rgba(90,90,90")
 
 

@@ -191,6 +191,23 @@ def test_the_slice_follows_the_redraw_time_within_bounds():
     assert run.next_slice() == live.MAX_SLICE
 
 
+def test_a_frame_that_can_finish_the_run_trains_to_the_end():
+    run = _train(_cfg(epochs=100))
+    assert run.seconds_left() is None  # no epoch trained: no rate to estimate from
+    live.step_run(run, epochs=20)  # 20 of 100 epochs, both models
+    bbb, standard = run.trainers["bbb"], run.trainers["standard"]
+    bbb.seconds, standard.seconds = 0.2, 0.05  # 10 ms and 2.5 ms per epoch so far
+    assert run.seconds_left() == pytest.approx(80 * 0.01 + 80 * 0.0025)
+    run.draw_seconds = 0.01  # quick redraws: the bounded slice would be the least one
+    finishing = live.FINISH_MARGIN * run.seconds_left() + live.CHUNK_SECONDS
+    assert run.next_slice() == pytest.approx(finishing) and finishing > live.SLICE_SECONDS
+    bbb.seconds = 2.0  # 100 ms per epoch: 8 s to go, more than a frame may take
+    assert run.seconds_left() > live.FINISH_WITHIN
+    assert run.next_slice() == live.SLICE_SECONDS
+    live.step_run(run, epochs=80)  # the rest
+    assert run.done and run.seconds_left() == 0.0
+
+
 @pytest.mark.parametrize("kind", ["standard", "dropout", "ensemble"])
 def test_relevant_config_ignores_what_a_baseline_does_not_use(kind):
     cfg = _cfg()

@@ -9,7 +9,10 @@ the key press to
 
 - the first updated chart: a figure in the live panel, drawn, whose data differ from every
   figure shown before the key press;
-- the finished chart: the status line says "Finished" for the new run.
+- finished training: the status line says "Finished" for the new run (the charts then still
+  show the last live frame);
+- the final view: the full rerun that follows has drawn the metrics table, and every chart in
+  the live panel is laid out (the charts with all prediction samples, what the user ends with).
 
 Prints a table (median, min and max over the repeats) and optionally writes every sample as JSON.
 Other processes on the machine slow these numbers down: the load average is printed with them.
@@ -44,9 +47,9 @@ CHROMIUM_ARGS = [
 VIEWPORT = {"width": 1400, "height": 900}
 PAGES = {"regression": "fit", "classification": "probability"}  # page -> its main chart
 
-# Resolves [t_key, t_first_chart, t_finished, status] (ms, performance.now()) once the new run
-# (its status said "Training") has drawn a chart whose data differ from every chart shown before
-# the key press (signatures taken by ARM_JS) and then finished.
+# Resolves [t_key, t_first_chart, t_finished, t_final, status] (ms, performance.now()) once the
+# new run (its status said "Training") has drawn a chart whose data differ from every chart shown
+# before the key press (signatures taken by ARM_JS), finished, and drawn its final view.
 MEASURE_JS = """async ([page, timeoutMs]) => {
   const live = `.st-key-${page}-live`, status = `.st-key-${page}-status`;
   const start = performance.now();
@@ -56,16 +59,19 @@ MEASURE_JS = """async ([page, timeoutMs]) => {
     const e = document.querySelector(status);
     return e ? e.innerText.trim() : '';
   };
-  let first = null, restarted = false;
+  const final = () => document.querySelector(live + " [data-testid='stDataFrame']") !== null &&
+    Array.from(document.querySelectorAll(live + ' .js-plotly-plot')).every((gd) => gd._fullLayout);
+  let first = null, done = null, restarted = false;
   while (performance.now() - start < timeoutMs) {
     if (state().startsWith('Training')) restarted = true;  // the new run is on screen
     if (restarted && first === null && fresh()) first = performance.now();
-    if (first !== null && state().startsWith('Finished')) {
-      return [window.__bbbKey, first, performance.now(), document.querySelector(status).innerText];
+    if (first !== null && done === null && state().startsWith('Finished')) done = performance.now();
+    if (done !== null && state().startsWith('Finished') && final()) {
+      return [window.__bbbKey, first, done, performance.now(), state()];
     }
     await new Promise((r) => setTimeout(r, 5));
   }
-  return [window.__bbbKey, first, null, ''];
+  return [window.__bbbKey, first, done, null, ''];
 }"""
 
 # A cheap signature of a plotly chart's data: trace names, lengths and a few values.
@@ -160,15 +166,16 @@ def measure_page(tab, url: str, page: str, repeats: int, timeout_ms: float) -> l
         tab.evaluate(ARM_JS, page)
         slider.focus()
         tab.keyboard.press(key)
-        t_key, t_first, t_done, status = tab.evaluate(MEASURE_JS, [page, timeout_ms])
-        if t_key is None or t_first is None or t_done is None:
-            raise RuntimeError(f"{page}: no finished chart within {timeout_ms / 1000:.0f} s")
+        t_key, t_first, t_done, t_final, status = tab.evaluate(MEASURE_JS, [page, timeout_ms])
+        if None in (t_key, t_first, t_done, t_final):
+            raise RuntimeError(f"{page}: no final view within {timeout_ms / 1000:.0f} s")
         samples.append(
             {
                 "page": page,
                 "change": "KL weight 1 -> 0.5" if key == "ArrowLeft" else "KL weight 0.5 -> 1",
                 "first_chart_s": (t_first - t_key) / 1000,
                 "finished_s": (t_done - t_key) / 1000,
+                "final_view_s": (t_final - t_key) / 1000,
                 "status": status.strip(),
                 "first_load_s": first_load,
             }
@@ -177,14 +184,17 @@ def measure_page(tab, url: str, page: str, repeats: int, timeout_ms: float) -> l
     return samples
 
 
-def _summary(samples: list[dict]) -> list[tuple[str, int, str, str]]:
+TIMES = {"first_chart_s": "first chart", "finished_s": "finished", "final_view_s": "final view"}
+
+
+def _summary(samples: list[dict]) -> list[tuple]:
     rows = []
     for page in PAGES:
         mine = [s for s in samples if s["page"] == page]
         if not mine:
             continue
         cells = []
-        for key in ("first_chart_s", "finished_s"):
+        for key in TIMES:
             values = [s[key] for s in mine]
             cells.append(f"{statistics.median(values):.2f} ({min(values):.2f}-{max(values):.2f})")
         rows.append((page, len(mine), *cells))
@@ -216,9 +226,10 @@ def main(argv: list[str] | None = None) -> int:
     load_after = os.getloadavg()
     print(f"CPU cores: {os.cpu_count()}; load average before {load_before[0]:.1f}, "
           f"after {load_after[0]:.1f} (1 min)")  # fmt: skip
-    print(f"{'page':<16}{'moves':>6}  {'first chart s (min-max)':<26}{'finished s (min-max)':<26}")
-    for page, n, first, done in _summary(samples):
-        print(f"{page:<16}{n:>6}  {first:<26}{done:<26}")
+    heads = "".join(f"{name + ' s (min-max)':<26}" for name in TIMES.values())
+    print(f"{'page':<16}{'moves':>6}  {heads}")
+    for page, n, *cells in _summary(samples):
+        print(f"{page:<16}{n:>6}  " + "".join(f"{c:<26}" for c in cells))
     for s in samples:
         print(f"  {s['page']}: {s['change']}: {s['status']}")
     if args.json:

@@ -22,7 +22,9 @@ How a frame works: the fragment first draws the run as it stands (so the browser
 charts at once and renders them while the server trains), then trains for a slice of about
 DRAW_SHARE times the redraw's duration, cut into CHUNK_SECONDS chunks after each of which the
 progress bar moves; those updates are also where a moved knob interrupts the frame. The first
-frame after a change trains FIRST_SLICE, draws and ends, so the first chart comes quickly.
+frame after a change trains FIRST_SLICE, draws and ends, so the first chart comes quickly. A
+frame that can finish the run (the rest estimated at most FINISH_WITHIN) trains to the end: the
+finished view then follows at once instead of after one more redraw of a nearly finished run.
 
 Every trainer draws its Monte Carlo noise from its own saved torch RNG state, under one process
 lock, so a run's result depends only on its config and seed: not on how training was sliced into
@@ -58,7 +60,9 @@ RUN_KEY = "live_run"  # st.session_state key of the session's one LiveRun
 TICK_SECONDS = 0.05  # run_every of the live fragment: the next frame starts when asked for
 FIRST_SLICE = 0.1  # training before the first chart after a change, so the chart shows it
 SLICE_SECONDS = 0.8  # least training per frame, shared by the unfinished models
-MAX_SLICE = 1.5  # most training per frame
+MAX_SLICE = 1.5  # most training per frame, unless the frame can finish the run:
+FINISH_WITHIN = 2.5  # when the rest is estimated to take at most this, one frame trains it all,
+FINISH_MARGIN = 1.5  # taking at most this times the estimate
 DRAW_SHARE = 4.0  # train this many times as long as the frame's redraw took (within the bounds)
 CHUNK_SECONDS = 0.1  # the progress bar moves (and a moved knob can interrupt) this often
 LIVE_SAMPLES = 30  # predictive samples while training (the configured number once finished)
@@ -99,10 +103,29 @@ class LiveRun:
         """Whether the live fragment should keep ticking."""
         return self.playing and self.error is None and not self.done
 
+    def seconds_left(self) -> float | None:
+        """Estimated training seconds to the end: each unfinished model's epochs to go times its
+        seconds per epoch so far (None while one of them has not trained an epoch yet)."""
+        left = 0.0
+        for t in self.trainers.values():
+            if t.done:
+                continue
+            if t.epoch == 0:
+                return None
+            left += (t.cfg.train.epochs - t.epoch) * t.seconds / t.epoch
+        return left
+
     def next_slice(self) -> float:
         """Training seconds for the next frame: DRAW_SHARE times the last redraw, so drawing
-        takes about 1 / (1 + DRAW_SHARE) of the time, within [SLICE_SECONDS, MAX_SLICE]."""
-        return min(MAX_SLICE, max(SLICE_SECONDS, DRAW_SHARE * self.draw_seconds))
+        takes about 1 / (1 + DRAW_SHARE) of the time, within [SLICE_SECONDS, MAX_SLICE]; or, when
+        the rest of the run is estimated to take at most FINISH_WITHIN, long enough to finish it:
+        each redraw costs a round trip through the browser, and one that shows a nearly finished
+        run only delays the finished one."""
+        slice_ = min(MAX_SLICE, max(SLICE_SECONDS, DRAW_SHARE * self.draw_seconds))
+        left = self.seconds_left()
+        if left is not None and left <= FINISH_WITHIN:
+            return max(slice_, FINISH_MARGIN * left + CHUNK_SECONDS)
+        return slice_
 
     @property
     def epochs(self) -> int:
@@ -444,9 +467,23 @@ def _body(page: str, draw: Callable[[LiveRun], None], timed: bool) -> None:
         _frame(run, page, draw)
 
 
+def _debug(run: LiveRun, frame_start: float, kind: str) -> None:
+    """With BBB_LIVE_DEBUG set: the frame's start and end (seconds since the run started), its
+    redraw's duration and BBB's progress, on stderr."""
+    if _DEBUG:
+        bbb = run.trainers.get("bbb")
+        print(
+            f"[live] {kind:5} {frame_start - run.started:7.3f} -> "
+            f"{time.perf_counter() - run.started:7.3f} s: draw {run.draw_seconds:.3f} s, "
+            f"BBB epoch {bbb.epoch if bbb else '-'}, trained {bbb.seconds if bbb else 0:.2f} s",
+            file=sys.stderr,
+        )
+
+
 def _frame(run: LiveRun, page: str, draw: Callable[[LiveRun], None]) -> None:
     """One frame: draw the run as it stands, then train a slice (see the module docstring)."""
     first = run.active and run.ticks == 0
+    frame_start = time.perf_counter()
     if first:
         tick(run, FIRST_SLICE)
     if run.done and run.error is None:
@@ -468,18 +505,16 @@ def _frame(run: LiveRun, page: str, draw: Callable[[LiveRun], None]) -> None:
     if not run.active:  # "Finished" (or "Paused") once the charts are on their way
         _status(run, status)
     if first or not run.active:
+        _debug(run, frame_start, "first" if first else "final")
         return
     deadline = time.perf_counter() + run.next_slice()
     while run.active and time.perf_counter() < deadline:
         tick(run, min(CHUNK_SECONDS, max(0.0, deadline - time.perf_counter())))
-        _status(run, status)
-    if _DEBUG:
-        bbb = run.trainers.get("bbb")
-        print(
-            f"[live] {time.perf_counter() - run.started:7.3f} s: draw {run.draw_seconds:.3f} s, "
-            f"BBB epoch {bbb.epoch if bbb else '-'}, trained {bbb.seconds if bbb else 0:.2f} s",
-            file=sys.stderr,
-        )
+        if run.active or run.error:
+            _status(run, status)
+        else:  # "Finished" waits for the final view: the charts still show the last frame
+            status.progress(1.0, text="**Finishing** · the final charts and the metrics")
+    _debug(run, frame_start, "live")
     if not run.active:  # finished or stopped: one full rerun shows the result, drops the timer
         st.rerun()
 
@@ -506,6 +541,8 @@ def live_panel(
             return None
     if run is None:
         return None
+    if _DEBUG:
+        print(f"[live] panel {time.perf_counter() - run.started:7.3f}", file=sys.stderr)
     for notice in run.notices:  # once: the next rerun no longer needs them
         st.info(notice, icon=":material/info:")
     run.notices = ()
