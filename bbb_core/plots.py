@@ -484,7 +484,8 @@ def _heatmap(dataset: Dataset, values: np.ndarray, quantity: str, **kw) -> go.He
     return go.Heatmap(
         x=xs,
         y=ys,
-        z=values.reshape(len(ys), len(xs)),  # rows follow ys, columns xs
+        # rows follow ys, columns xs; float32 halves what every live redraw sends the browser
+        z=values.reshape(len(ys), len(xs)).astype(np.float32),
         zsmooth="fast",  # the browser's interpolation: looks the same, draws ~20 % faster
         hovertemplate="x₁ = %{x:.2f}<br>x₂ = %{y:.2f}<br>" + label + " = %{z:.3f}<extra></extra>",
         **kw,
