@@ -206,7 +206,7 @@ class _BayesianModule(nn.Module):
             return self._kl_generic()
         sp_w, sp_b = memo[1:3] if memo is not None else self._softplus(remember=False)
         sigma_p = self.prior.sigma
-        if not torch.is_grad_enabled():  # no graph to build: the formula alone (cheaper node-free)
+        if not torch.is_grad_enabled():  # no graph to build: the formula, without the node
             total = kl_normal_sum(self.weight_mu, sp_w.sigma, sigma_p)
             if sp_b is not None:
                 total = total + kl_normal_sum(self.bias_mu, sp_b.sigma, sigma_p)

@@ -148,8 +148,7 @@ def _style(
     """The house layout: white template, title top left, legend in a row above the plot.
 
     `above_px` lifts the legend that many pixels higher, clear of subplot titles. `layout` adds
-    more layout properties in the same update (each `update_layout` call validates anew, which
-    the live pages, redrawing several times a second, feel).
+    more layout properties in the same update.
     """
     top = (80 if title else 40) + above_px
     plot_px = max(height - top - 50, 1)
