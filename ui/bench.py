@@ -9,10 +9,11 @@ the key press to
 
 - the first updated chart: a figure in the live panel, drawn, whose data differ from every
   figure shown before the key press;
-- finished training: the status line says "Finished" for the new run (the charts then still
-  show the last live frame);
-- the final view: the full rerun that follows has drawn the metrics table, and every chart in
-  the live panel is laid out (the charts with all prediction samples, what the user ends with).
+- finished: the status line says "Finished" for the new run;
+- the final view: the metrics table is drawn, every chart in the live panel is laid out and the
+  status says "Finished": what the user ends with. The app writes "Finished" with the final
+  view; an app that wrote it as training ended, before redrawing the charts with all prediction
+  samples (as this one did before), shows the difference between the two.
 
 Prints a table (median, min and max over the repeats) and optionally writes every sample as JSON.
 Other processes on the machine slow these numbers down: the load average is printed with them.
