@@ -53,10 +53,24 @@ def test_defaults_draw_the_fit_the_losses_and_the_prior():
         assert name in fit
     assert _traces(_chart(at, "loss")) == ["NLL", "KL", "−ELBO"]
     assert len(_chart(at, "prior-plot")["data"]) == 1
-    assert [b.label for b in at.button] == ["Pause", "Step", "Reset"]
     assert not at.error and not at.warning
     run = at.session_state["live_run"]
     assert run.kinds == ("bbb", "standard") and run.trainers["bbb"].epoch > 0
+    # the first frame trains on after its chart, to the end when the rest fits in one frame
+    # (the default run does on a machine like ours, not necessarily on a slower one)
+    label = "Play" if run.done else "Pause"
+    assert [b.label for b in at.button] == [label, "Step", "Reset"]
+
+
+def test_a_short_run_finishes_in_the_first_frame_a_long_one_goes_on_training():
+    at = _page(epochs="40")  # a fraction of a second: one frame trains it all, then the result
+    run = at.session_state["live_run"]
+    assert run.done and run.metrics is not None and at.dataframe
+    assert any(m.value.startswith(":green[**Finished**]") for m in at.markdown)
+    at = _page(epochs="20000")  # tens of seconds: the first frame trains a slice and stops
+    run = at.session_state["live_run"]
+    assert 0 < run.trainers["bbb"].epoch < 20000 and run.active and not at.dataframe
+    assert [b.label for b in at.button] == ["Pause", "Step", "Reset"]
 
 
 def test_every_setting_is_written_into_the_url():
@@ -104,12 +118,24 @@ def test_a_preset_loads_its_settings_and_tells_its_story():
 
 
 def test_the_url_sets_the_widgets_and_bad_values_fall_back_with_a_notice():
-    at = _page(kl="0.1", epochs="300", seed="4", sigma="oops")
+    at = _page(kl="0.1", epochs="20000", seed="4", sigma="oops")  # still training: the notice
     assert at.select_slider(key=f"{P}:kl").value == 0.1
-    assert at.number_input(key=f"{P}:epochs").value == 300
+    assert at.number_input(key=f"{P}:epochs").value == 20000
     cfg = at.session_state["live_run"].cfg
-    assert (cfg.train.kl_weight, cfg.train.epochs, cfg.seed, cfg.prior.sigma) == (0.1, 300, 4, 1.0)
+    assert (cfg.train.kl_weight, cfg.train.epochs, cfg.seed) == (0.1, 20000, 4)
+    assert cfg.prior.sigma == 1.0
     assert len(at.warning) == 1 and "sigma='oops'" in at.warning[0].value
+
+
+def test_the_link_notice_stays_after_the_run_finishes_until_a_setting_changes():
+    at = _page(epochs="40", sigma="oops")  # finished within the first run, which reran the page
+    assert at.session_state["live_run"].done and at.dataframe
+    assert len(at.warning) == 1 and "sigma='oops'" in at.warning[0].value
+    _run(at)  # any later rerun (Play, Pause, a page switch) still shows it
+    assert len(at.warning) == 1
+    at.select_slider(key=f"{P}:kl").set_value(0.5)  # the user moves on: it goes
+    _run(at)
+    assert not at.warning
 
 
 def test_a_finished_run_shows_metrics_and_downloads():
@@ -126,7 +152,7 @@ def test_a_finished_run_shows_metrics_and_downloads():
 
 
 def test_pause_step_and_reset():
-    at = _page()
+    at = _page(epochs="20000")  # a run the first frame cannot finish
     at.button[0].click()  # Pause
     _run(at)
     run = at.session_state["live_run"]

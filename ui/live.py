@@ -22,9 +22,10 @@ How a frame works: the fragment first draws the run as it stands (so the browser
 charts at once and renders them while the server trains), then trains for a slice of about
 DRAW_SHARE times the redraw's duration, cut into CHUNK_SECONDS chunks after each of which the
 progress bar moves; those updates are also where a moved knob interrupts the frame. The first
-frame after a change trains FIRST_SLICE, draws and ends, so the first chart comes quickly. A
-frame that can finish the run (the rest estimated at most FINISH_WITHIN) trains to the end: the
-finished view then follows at once instead of after one more redraw of a nearly finished run.
+frame after a change trains FIRST_SLICE before it draws, so the first chart comes quickly and
+already shows the new settings at work. A frame that can finish the run (the rest estimated at
+most FINISH_WITHIN) trains to the end: the final view then follows at once, instead of after
+more round trips through the browser, each redrawing a run that is nearly finished.
 
 Every trainer draws its Monte Carlo noise from its own saved torch RNG state, under one process
 lock, so a run's result depends only on its config and seed: not on how training was sliced into
@@ -504,8 +505,8 @@ def _frame(run: LiveRun, page: str, draw: Callable[[LiveRun], None]) -> None:
     run.draw_seconds = time.perf_counter() - start
     if not run.active:  # "Finished" (or "Paused") once the charts are on their way
         _status(run, status)
-    if first or not run.active:
-        _debug(run, frame_start, "first" if first else "final")
+    if not run.active:
+        _debug(run, frame_start, "final")
         return
     deadline = time.perf_counter() + run.next_slice()
     while run.active and time.perf_counter() < deadline:
@@ -514,7 +515,7 @@ def _frame(run: LiveRun, page: str, draw: Callable[[LiveRun], None]) -> None:
             _status(run, status)
         else:  # "Finished" waits for the final view: the charts still show the last frame
             status.progress(1.0, text="**Finishing** · the final charts and the metrics")
-    _debug(run, frame_start, "live")
+    _debug(run, frame_start, "first" if first else "live")
     if not run.active:  # finished or stopped: one full rerun shows the result, drops the timer
         st.rerun()
 
@@ -543,9 +544,8 @@ def live_panel(
         return None
     if _DEBUG:
         print(f"[live] panel {time.perf_counter() - run.started:7.3f}", file=sys.stderr)
-    for notice in run.notices:  # once: the next rerun no longer needs them
+    for notice in run.notices:  # as long as this run is shown (a knob starts a new one)
         st.info(notice, icon=":material/info:")
-    run.notices = ()
     buttons(run)
     # The charts redraw several times a second: do not fade them out as "stale" meanwhile.
     st.html(

@@ -51,8 +51,13 @@ def _store_key(page: str) -> str:
     return f"{page}::values"
 
 
+def _url_notices_key(page: str) -> str:
+    return f"{page}::url_notices"
+
+
 def _set_all(page: str, values: Mapping[str, Any]) -> None:
     """Set every widget of `page` (in a callback, before the widgets are drawn)."""
+    st.session_state.pop(_url_notices_key(page), None)  # the user has moved on from the link
     store = st.session_state[_store_key(page)]
     store.update(values)
     for key, value in values.items():
@@ -87,17 +92,19 @@ class Controls:
     """The widgets of one page, their values in session state, mirrored into the URL.
 
     On the session's first visit to the page the values come from the URL (invalid ones fall back
-    to their defaults and are listed in `notices`); later they come from session state, so they
-    survive page switches. Draw widgets with the methods below, then call `sync_url()`.
+    to their defaults and are listed in `notices`, which stay until a setting changes: the run
+    that finishes may rerun the page within a second); later they come from session state, so
+    they survive page switches. Draw widgets with the methods below, then call `sync_url()`.
     """
 
     def __init__(self, page: str, task: str, datasets: Sequence[str]) -> None:
         self.page, self.task, self.datasets = page, task, tuple(datasets)
-        self.notices: list[str] = []
         if _store_key(page) not in st.session_state:
             params = st.query_params.to_dict()
-            values, self.notices = read_url(params, task, self.datasets)
+            values, notices = read_url(params, task, self.datasets)
             st.session_state[_store_key(page)] = values
+            st.session_state[_url_notices_key(page)] = tuple(notices)
+        self.notices: list[str] = list(st.session_state.get(_url_notices_key(page), ()))
         self.values: dict[str, Any] = st.session_state[_store_key(page)]
         for key, value in self.values.items():  # restore widgets Streamlit dropped
             if _wkey(page, key) not in st.session_state:
