@@ -53,24 +53,10 @@ def test_defaults_draw_the_fit_the_losses_and_the_prior():
         assert name in fit
     assert _traces(_chart(at, "loss")) == ["NLL", "KL", "−ELBO"]
     assert len(_chart(at, "prior-plot")["data"]) == 1
+    assert [b.label for b in at.button] == ["Pause", "Step", "Reset"]
     assert not at.error and not at.warning
     run = at.session_state["live_run"]
     assert run.kinds == ("bbb", "standard") and run.trainers["bbb"].epoch > 0
-    # the first frame trains on after its chart, to the end when the rest fits in one frame
-    # (the default run does on a machine like ours, not necessarily on a slower one)
-    label = "Play" if run.done else "Pause"
-    assert [b.label for b in at.button] == [label, "Step", "Reset"]
-
-
-def test_a_short_run_finishes_in_the_first_frame_a_long_one_goes_on_training():
-    at = _page(epochs="40")  # a fraction of a second: one frame trains it all, then the result
-    run = at.session_state["live_run"]
-    assert run.done and run.metrics is not None and at.dataframe
-    assert any(m.value.startswith(":green[**Finished**]") for m in at.markdown)
-    at = _page(epochs="20000")  # tens of seconds: the first frame trains a slice and stops
-    run = at.session_state["live_run"]
-    assert 0 < run.trainers["bbb"].epoch < 20000 and run.active and not at.dataframe
-    assert [b.label for b in at.button] == ["Pause", "Step", "Reset"]
 
 
 def test_every_setting_is_written_into_the_url():
@@ -128,8 +114,8 @@ def test_the_url_sets_the_widgets_and_bad_values_fall_back_with_a_notice():
 
 
 def test_the_link_notice_stays_after_the_run_finishes_until_a_setting_changes():
-    at = _page(epochs="40", sigma="oops")  # finished within the first run, which reran the page
-    assert at.session_state["live_run"].done and at.dataframe
+    at = _run_to_finish(_page(epochs="40", sigma="oops"))  # the finished run reran the page
+    assert at.dataframe
     assert len(at.warning) == 1 and "sigma='oops'" in at.warning[0].value
     _run(at)  # any later rerun (Play, Pause, a page switch) still shows it
     assert len(at.warning) == 1

@@ -22,8 +22,11 @@ How a frame works: the fragment first draws the run as it stands (so the browser
 charts at once and renders them while the server trains), then trains for a slice of about
 DRAW_SHARE times the redraw's duration, cut into CHUNK_SECONDS chunks after each of which the
 progress bar moves; those updates are also where a moved knob interrupts the frame. The first
-frame after a change trains FIRST_SLICE before it draws, so the first chart comes quickly and
-already shows the new settings at work. A frame that can finish the run (the rest estimated at
+frame after a change trains FIRST_SLICE, draws and ends, so the first chart comes quickly. (It
+ends there, inside the full rerun the change caused, rather than training on: in a real
+browser, training on there, with the fragment's timer already firing, was followed in about
+one run in ten by every sidebar widget showing its minimum, for a reason not understood.) A
+frame that can finish the run (the rest estimated at
 most FINISH_WITHIN) trains to the end: the final view then follows at once, instead of after
 more round trips through the browser, each redrawing a run that is nearly finished.
 
@@ -505,8 +508,8 @@ def _frame(run: LiveRun, page: str, draw: Callable[[LiveRun], None]) -> None:
     run.draw_seconds = time.perf_counter() - start
     if not run.active:  # "Finished" (or "Paused") once the charts are on their way
         _status(run, status)
-    if not run.active:
-        _debug(run, frame_start, "final")
+    if first or not run.active:
+        _debug(run, frame_start, "first" if first else "final")
         return
     deadline = time.perf_counter() + run.next_slice()
     while run.active and time.perf_counter() < deadline:
@@ -515,7 +518,7 @@ def _frame(run: LiveRun, page: str, draw: Callable[[LiveRun], None]) -> None:
             _status(run, status)
         else:  # "Finished" waits for the final view: the charts still show the last frame
             status.progress(1.0, text="**Finishing** · the final charts and the metrics")
-    _debug(run, frame_start, "first" if first else "live")
+    _debug(run, frame_start, "live")
     if not run.active:  # finished or stopped: one full rerun shows the result, drops the timer
         st.rerun()
 
