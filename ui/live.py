@@ -24,11 +24,11 @@ DRAW_SHARE times the redraw's duration, cut into CHUNK_SECONDS chunks after each
 progress bar moves; those updates are also where a moved knob interrupts the frame. The first
 frame after a change trains FIRST_SLICE, draws and ends, so the first chart comes quickly. (It
 ends there, inside the full rerun the change caused, rather than training on: in a real
-browser, training on there, with the fragment's timer already firing, was followed in about
-one run in ten by every sidebar widget showing its minimum, for a reason not understood.) A
-frame that can finish the run (the rest estimated at
-most FINISH_WITHIN) trains to the end: the final view then follows at once, instead of after
-more round trips through the browser, each redrawing a run that is nearly finished.
+browser, training on there, with the fragment's timer already firing, was followed in 3 of 21
+test runs by every sidebar widget showing its minimum, for a reason not understood.) A frame
+that can finish the run (the rest estimated at most FINISH_WITHIN) trains to the end: the final
+view then follows at once, instead of after more round trips through the browser, each
+redrawing a run that is nearly finished.
 
 Every trainer draws its Monte Carlo noise from its own saved torch RNG state, under one process
 lock, so a run's result depends only on its config and seed: not on how training was sliced into
