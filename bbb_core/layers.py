@@ -202,15 +202,12 @@ class _BayesianModule(nn.Module):
             memo = None  # mu or rho changed since the forward pass
         if memo is not None and memo[3] is not None:  # computed by the forward pass's nodes
             return memo[3] if torch.is_grad_enabled() else memo[3].detach()
+        if not torch.is_grad_enabled():  # no graph to build: the formula, without the node
+            return self._kl_traced()
         if not _plain_gaussian(self.prior):
             return self._kl_generic()
         sp_w, sp_b = memo[1:3] if memo is not None else self._softplus(remember=False)
         sigma_p = self.prior.sigma
-        if not torch.is_grad_enabled():  # no graph to build: the formula, without the node
-            total = kl_normal_sum(self.weight_mu, sp_w.sigma, sigma_p)
-            if sp_b is not None:
-                total = total + kl_normal_sum(self.bias_mu, sp_b.sigma, sigma_p)
-            return total
         total = _Posterior.apply(self.weight_mu, self.weight_rho, sp_w, None, None, sigma_p)
         if sp_b is not None:
             total = total + _Posterior.apply(self.bias_mu, self.bias_rho, sp_b, None, None, sigma_p)
@@ -229,7 +226,7 @@ class _BayesianModule(nn.Module):
 
     def _kl_traced(self) -> Tensor:
         """`kl()` in plain autograd operations, for `torch.compile` to trace and fuse (the
-        `_Posterior` node and the memo are eager-mode machinery)."""
+        `_Posterior` node and the memo are eager-mode machinery), and with gradients off."""
         if not _plain_gaussian(self.prior):
             return self._kl_generic()
         total = self.weight_mu.new_zeros(())
