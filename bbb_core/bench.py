@@ -17,8 +17,8 @@ Three measurements, printed as a table and optionally written as JSON:
 Plus the peak resident memory of the process (and the peak GPU memory on cuda) and the CPU thread
 count. Options (`run_bench`): the training steps through `torch.compile`, the float32 matrix
 product precision, and which MLP, batch sizes and parts to time. BBB uses the Gaussian prior
-N(0, 1) (closed-form KL), as the peers' timings in issue 5 do. On cuda every timing is bracketed
-by `torch.cuda.synchronize()`; nothing else syncs.
+N(0, 1) (closed-form KL), as the peer libraries' timings in the README do. On cuda every timing
+is bracketed by `torch.cuda.synchronize()`; nothing else syncs.
 """
 
 from __future__ import annotations
@@ -35,13 +35,26 @@ from dataclasses import dataclass, replace
 import torch
 from torch import Tensor, nn
 
-from .config import BENCH_PARTS, ModelConfig, PriorConfig, default_config
+from .config import (
+    BENCH_PARTS,
+    COMPILE_MODES,
+    DEVICES,
+    LIMITS,
+    ModelConfig,
+    PriorConfig,
+    check_hidden,
+    default_config,
+    network_size,
+)
 from .data.base import Dataset
 from .models import build_model
 from .predict import predictive
-from .train import resolve_device, step_objective, train, tune_cpu_allocator
+from .process import configure_for, tune_cpu_allocator
+from .rng import Streams, use
+from .train import Trainer, resolve_device, step_objective
 
 MODEL_NAMES = ("standard", "bbb-reparam", "bbb-local", "bbb-flipout")
+MATMUL_PRECISIONS = ("highest", "high", "medium")  # torch.set_float32_matmul_precision
 N_DATA = 60_000  # the ELBO's dataset size (MNIST): scales the KL against the minibatch NLL
 N_BATCHES = 469  # minibatches per epoch at batch 128: the KL share of one step is 1 / 469
 
@@ -166,8 +179,8 @@ def bench_train_steps(sizes: BenchSizes, device: torch.device) -> list[dict]:
             x, y = data.x_train.to(device), data.y_train.to(device)
             cases = {}
             for name in MODEL_NAMES:
-                torch.manual_seed(0)
-                model = build_bench_model(name, hidden, data).to(device)
+                with use(Streams(0)):
+                    model = build_bench_model(name, hidden, data).to(device)
                 cases[name] = train_step_fn(model, x, y, sizes.compile)
             times = time_round_robin(cases, sizes.step_rounds, sizes.step_warmup, device)
             rows += _rows(times, "standard", hidden=list(hidden), batch=batch)
@@ -184,8 +197,8 @@ def bench_predict(sizes: BenchSizes, device: torch.device) -> list[dict]:
     data = _dataset(sizes, sizes.n_predict, seed=1)
     x = data.x_train.to(device)
     for hidden in sizes.hidden:
-        torch.manual_seed(0)
-        standard = build_bench_model("standard", hidden, data).to(device).eval()
+        with use(Streams(0)):
+            standard = build_bench_model("standard", hidden, data).to(device).eval()
         cases: dict[str, Callable[[], object]] = {"standard@1": _no_grad(standard, x)}
         for name in MODEL_NAMES[1:]:
             model = build_bench_model(name, hidden, data).to(device)
@@ -218,11 +231,13 @@ def bench_toy(sizes: BenchSizes, device: torch.device) -> list[dict]:
             if sizes.toy_epochs is not None:
                 cfg = replace(cfg, train=replace(cfg.train, epochs=sizes.toy_epochs))
             t0 = time.perf_counter()
-            train(cfg)
+            trainer = Trainer(cfg)
+            configure_for(trainer.model)  # as the command line does for one run
+            trainer.run()
             _sync(device)
             rows.append({"setup": name, "seconds": time.perf_counter() - t0})
     finally:
-        torch.set_num_threads(threads)  # the Trainer picks its own count for small models
+        torch.set_num_threads(threads)
     return rows
 
 
@@ -234,6 +249,55 @@ def memory_report(device: torch.device) -> dict:
     if device.type == "cuda":
         gpu = torch.cuda.max_memory_allocated(device) / 2**20
     return {"peak_rss_mb": rss_mb, "peak_gpu_mb": gpu}
+
+
+def _fail(flag: str, allowed: str, value: object) -> None:
+    got = value if isinstance(value, str) else repr(value)  # str: a worked-out size
+    raise ValueError(f"{flag} must be {allowed}; got {got}")
+
+
+def check_options(
+    device: str,
+    compile: str,
+    matmul_precision: str,
+    hidden: tuple[int, ...] | None,
+    batches: tuple[int, ...] | None,
+    parts: tuple[str, ...],
+    sizes: BenchSizes,
+) -> None:
+    """Raise ValueError, naming the `bench` flag, for an option `run_bench` cannot time.
+
+    The MLP and batch sizes obey the training limits (`config.LIMITS`): 1 to 8 layers of 1 to
+    4096 units, at most 20 M weights with `sizes`' inputs and classes, batches of 1 to 100,000
+    inputs, and at most 200 M activations in one step (batch x units).
+    """
+    for flag, value, choices in (
+        ("--device", device, DEVICES),
+        ("--compile", compile, COMPILE_MODES),
+        ("--matmul-precision", matmul_precision, MATMUL_PRECISIONS),
+    ):
+        if not isinstance(value, str) or value not in choices:
+            _fail(flag, "one of " + ", ".join(choices), repr(value))
+    if not parts or not all(isinstance(p, str) and p in BENCH_PARTS for p in parts):
+        _fail("--parts", "one or more of " + ", ".join(BENCH_PARTS), repr(parts))
+    all_hidden = sizes.hidden if hidden is None else (hidden,)
+    all_batches = sizes.batches + sizes.gpu_batches if batches is None else batches
+    if not all_batches:
+        _fail("--batch", "one or more batch sizes", batches)
+    for b in all_batches:
+        if b not in LIMITS["train.batch_size"]:
+            _fail("--batch", LIMITS["train.batch_size"].allowed(), b)
+    for widths in all_hidden:
+        check_hidden(widths, "--hidden")
+        weights, units = network_size("mlp", widths, (sizes.n_in,), sizes.n_classes)
+        if weights not in LIMITS["network.weights"]:
+            top = LIMITS["network.weights"].high
+            _fail("--hidden", f"an MLP of at most {top:.0f} weights", f"{widths}: {weights}")
+        for b in all_batches:
+            if b * units not in LIMITS["train.activations"]:
+                top = LIMITS["train.activations"].high
+                allowed = f"small enough for at most {top:.0f} activations (batch x units)"
+                _fail("--batch", allowed, f"{b} x {units} units of {widths}")
 
 
 def run_bench(
@@ -252,16 +316,19 @@ def run_bench(
     torch.compile mode. matmul_precision: `torch.set_float32_matmul_precision` for the whole
     run ("high" lets a GPU use TF32). hidden: only this MLP. batches: only these training
     batch sizes. parts: which measurements to run
-    (a part left out is an empty list).
+    (a part left out is an empty list). Options it cannot time raise ValueError
+    (`check_options`).
     """
+    base = QUICK if quick else BenchSizes()
+    check_options(device, compile, matmul_precision, hidden, batches, parts, base)
     dev = resolve_device(device)
-    sizes = replace(QUICK if quick else BenchSizes(), compile=compile)
+    sizes = replace(base, compile=compile)
     if hidden is not None:
         sizes = replace(sizes, hidden=(tuple(hidden),))
     if batches is not None:
         sizes = replace(sizes, batches=tuple(batches), gpu_batches=())
     if dev.type == "cpu":
-        tune_cpu_allocator()  # as the Trainer does
+        tune_cpu_allocator()  # as the command line does for a large model
     if dev.type == "cuda":
         torch.cuda.reset_peak_memory_stats(dev)
     before = torch.get_float32_matmul_precision()
@@ -278,7 +345,8 @@ def run_bench(
             "matmul_precision": matmul_precision,
         }
         for part, fn in measure.items():
-            result[part] = fn(sizes, dev) if part in parts else []
+            with use(Streams(0)):  # the bench's own random streams
+                result[part] = fn(sizes, dev) if part in parts else []
     finally:
         torch.set_float32_matmul_precision(before)
     result["memory"] = memory_report(dev)

@@ -20,6 +20,7 @@ from . import metrics
 from .config import RunConfig
 from .data.base import Dataset
 from .predict import ClassificationPredictive, RegressionPredictive, predictive
+from .rng import Streams, derive_seed, streams_for
 
 
 def _device(model: nn.Module) -> torch.device:
@@ -65,15 +66,23 @@ def classification_metrics(
     return out
 
 
-def evaluate(model: nn.Module, dataset: Dataset, cfg: RunConfig) -> dict[str, float]:
+EVAL_STREAM = 1  # the sub-stream of the run's seed that `evaluate` draws from by default
+
+
+def evaluate(
+    model: nn.Module, dataset: Dataset, cfg: RunConfig, rng: Streams | int | None = None
+) -> dict[str, float]:
     """The run's metrics (see the module docstring), with `cfg.train.pred_samples` samples.
 
     Every metric is per input, so each layer may use its cheapest exact sampler (coherent=False).
+    rng: the random streams (or a seed) of the Monte Carlo draws; None: streams of their own,
+    derived from `cfg.seed`, so the same model and config always give the same metrics.
     """
     device, samples = _device(model), cfg.train.pred_samples
+    streams = streams_for(rng) or Streams(derive_seed(cfg.seed, EVAL_STREAM))
 
     def predict(x):
-        return predictive(model, x.to(device), samples, coherent=False)
+        return predictive(model, x.to(device), samples, coherent=False, rng=streams)
 
     test = predict(dataset.x_test)
     y_test = dataset.y_test.to(device)

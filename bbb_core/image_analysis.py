@@ -31,6 +31,7 @@ from .data.ood import rotate
 from .evaluate import classification_metrics
 from .predict import ClassificationPredictive, predictive
 from .pruning import pruning_curve
+from .rng import Streams, streams_for
 
 UNCERTAINTY_SCORES = ("entropy", "mutual_info")
 PRUNING_METHODS = {"snr": "signal-to-noise |mu|/sigma", "magnitude": "magnitude |mu|"}
@@ -44,10 +45,12 @@ def _to_cpu(pred: ClassificationPredictive) -> ClassificationPredictive:
     return ClassificationPredictive(**{k: t.cpu() for k, t in vars(pred).items()})
 
 
-def predict_images(model: nn.Module, x: Tensor, samples: int) -> ClassificationPredictive:
+def predict_images(
+    model: nn.Module, x: Tensor, samples: int, rng: Streams | int | None = None
+) -> ClassificationPredictive:
     """The Monte Carlo predictive of images x (N, 1, H, W), computed on the model's device and
     returned on the CPU."""
-    return _to_cpu(predictive(model, x.to(_device(model)), samples))
+    return _to_cpu(predictive(model, x.to(_device(model)), samples, rng=rng))
 
 
 def _score(pred: ClassificationPredictive, by: str) -> Tensor:
@@ -201,9 +204,15 @@ class RotationSweep:
 
 
 def rotation_sweep(
-    model: nn.Module, image: Tensor, angles: Tensor, samples: int, background: float = 0.0
+    model: nn.Module,
+    image: Tensor,
+    angles: Tensor,
+    samples: int,
+    background: float = 0.0,
+    rng: Streams | int | None = None,
 ) -> RotationSweep:
-    """The predictive of `image` (1, H, W) rotated by each of `angles` (one batched call)."""
+    """The predictive of `image` (1, H, W) rotated by each of `angles` (one batched call;
+    `rng`: the random streams or seed of its draws, as for `predictive`)."""
     if image.dim() == 4:
         image = image.squeeze(0)
     if image.dim() != 3:
@@ -211,7 +220,7 @@ def rotation_sweep(
     angles = torch.as_tensor(angles, dtype=torch.float32).reshape(-1)
     batch = image.unsqueeze(0).expand(len(angles), *image.shape).cpu()
     x = rotate_inputs(batch, angles, background)  # (A, 1, H, W)
-    pred = predict_images(model, x, samples)
+    pred = predict_images(model, x, samples, rng)
     return RotationSweep(angles, x, pred.probs, pred.probs_std, pred.entropy, pred.mutual_info)
 
 
@@ -234,16 +243,19 @@ def analyse(
     samples: int,
     primary_ood: str = "gaussian_noise",
     n_bins: int = 15,
+    rng: Streams | int | None = None,
 ) -> ImageAnalysis:
     """Test and OOD predictives of every model, once each, and what follows from them.
 
     `metrics` holds accuracy, nll, brier, ece and the AUROCs on `primary_ood` (as
-    `evaluate.evaluate` reports them), `reliability` the binned calibration data.
+    `evaluate.evaluate` reports them), `reliability` the binned calibration data. `rng`: the
+    random streams (or a seed) of every Monte Carlo draw, as for `predictive`.
     """
+    streams = streams_for(rng)
     tests, oods, table, rel = {}, {}, {}, {}
     for name, model in models.items():
-        test = predict_images(model, dataset.x_test, samples)
-        ood = {k: predict_images(model, v, samples) for k, v in dataset.ood.items()}
+        test = predict_images(model, dataset.x_test, samples, streams)
+        ood = {k: predict_images(model, v, samples, streams) for k, v in dataset.ood.items()}
         tests[name] = test
         oods[name] = scores_from_predictives(test, ood)
         table[name] = classification_metrics(test, dataset.y_test, ood.get(primary_ood))

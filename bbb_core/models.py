@@ -17,6 +17,10 @@ the S Monte Carlo samples).
 
 Regression inputs and targets are standardised inside the network with the training set's
 statistics (buffers saved with the weights), so raw outputs are in the data's own units.
+
+Initial weights and dropout masks are drawn from the calling thread's random streams (`rng`):
+build a model inside `rng.use(Streams(seed))` and it is the same model every time, without
+touching PyTorch's global generator.
 """
 
 from __future__ import annotations
@@ -29,10 +33,20 @@ from torch import Tensor, nn
 
 from .config import ModelConfig, PriorConfig
 from .data.base import Dataset
-from .layers import BAYESIAN_LAYERS, BayesianConv2d, BayesianLinear, bayesian_layers
+from .layers import (
+    BAYESIAN_LAYERS,
+    BayesianConv2d,
+    BayesianLinear,
+    bayesian_layers,
+    init_like_torch,
+)
 from .priors import build_prior
+from .rng import generator
 
 _LOGVAR_MIN, _LOGVAR_MAX = -20.0, 20.0
+# the estimator a CNN's convolutions use for the configured one: the local reparameterisation
+# holds for dense layers only (a kernel is shared across positions), so its convolutions flip out
+CONV_ESTIMATOR = {"local": "flipout"}
 
 
 class CategoricalLikelihood(nn.Module):
@@ -86,6 +100,27 @@ class GaussianLikelihood(nn.Module):
 
     def extra_repr(self) -> str:
         return f"noise_model={self.noise_model}, noise_std={self.log_std.exp().item():.4g}"
+
+
+class Dropout(nn.Dropout):
+    """`nn.Dropout` whose masks come from the thread's random streams (`rng.generator`)."""
+
+    def forward(self, input: Tensor) -> Tensor:
+        if not self.training or self.p == 0:
+            return input
+        if torch.compiler.is_compiling():  # traced: the compiler draws its own masks
+            return super().forward(input)
+        keep = 1.0 - self.p
+        mask = torch.empty_like(input).bernoulli_(keep, generator=generator(input.device))
+        return input * mask.div_(keep)
+
+
+def _standard(layer_cls: type[nn.Module], *args, **kwargs) -> nn.Module:
+    """A standard `nn.Linear` / `nn.Conv2d` initialised as PyTorch does, from the thread's random
+    streams: made on the meta device first, so PyTorch's global generator is never drawn."""
+    layer = layer_cls(*args, device="meta", **kwargs).to_empty(device="cpu")
+    init_like_torch(layer.weight, layer.bias)
+    return layer
 
 
 class Network(nn.Module):
@@ -181,12 +216,13 @@ def _body(cfg: ModelConfig, prior_cfg: PriorConfig, input_shape: tuple[int, ...]
     opts = {"prior": prior, "estimator": cfg.estimator, "rho0": cfg.rho0}
 
     def linear(n_in: int, n_out: int) -> nn.Module:
-        return BayesianLinear(n_in, n_out, **opts) if bayes else nn.Linear(n_in, n_out)
+        return BayesianLinear(n_in, n_out, **opts) if bayes else _standard(nn.Linear, n_in, n_out)
 
     def conv(c_in: int, c_out: int) -> nn.Module:
-        if bayes:
-            return BayesianConv2d(c_in, c_out, 3, padding=1, **opts)
-        return nn.Conv2d(c_in, c_out, 3, padding=1)
+        if bayes:  # no local reparameterisation for shared kernels: flipout instead
+            conv_opts = {**opts, "estimator": CONV_ESTIMATOR.get(cfg.estimator, cfg.estimator)}
+            return BayesianConv2d(c_in, c_out, 3, padding=1, **conv_opts)
+        return _standard(nn.Conv2d, c_in, c_out, 3, padding=1)
 
     layers: list[nn.Module] = []
     drop = cfg.kind == "dropout" and cfg.dropout > 0
@@ -198,7 +234,7 @@ def _body(cfg: ModelConfig, prior_cfg: PriorConfig, input_shape: tuple[int, ...]
                 layers.append(nn.MaxPool2d(2))
                 height, width = height // 2, width // 2
             if drop:
-                layers.append(nn.Dropout(cfg.dropout))
+                layers.append(Dropout(cfg.dropout))
             channels = width_c
         layers += [nn.Flatten(), linear(channels * height * width, out)]
         return nn.Sequential(*layers)
@@ -208,7 +244,7 @@ def _body(cfg: ModelConfig, prior_cfg: PriorConfig, input_shape: tuple[int, ...]
     for width_h in cfg.hidden:
         layers += [linear(n_in, width_h), _activation(cfg.activation)]
         if drop:
-            layers.append(nn.Dropout(cfg.dropout))
+            layers.append(Dropout(cfg.dropout))
         n_in = width_h
     layers.append(linear(n_in, out))
     return nn.Sequential(*layers)

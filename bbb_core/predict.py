@@ -23,6 +23,7 @@ from torch import Tensor, nn
 
 from .layers import prediction_sampling
 from .models import CategoricalLikelihood
+from .rng import Streams, streams_for, use
 
 _Z = {0.5: 0.6744897501960817, 0.68: 0.994457883209753, 0.95: 1.959963984540054}
 # bound on S_chunk * B_chunk * widest layer per batched call: 64 MiB of float32 activations on a
@@ -117,11 +118,21 @@ def _widest(model: nn.Module) -> int:
 
 
 @torch.no_grad()
-def sample_outputs(model: nn.Module, x: Tensor, samples: int, coherent: bool = True) -> Tensor:
+def sample_outputs(
+    model: nn.Module,
+    x: Tensor,
+    samples: int,
+    coherent: bool = True,
+    rng: Streams | int | None = None,
+) -> Tensor:
     """Raw outputs of `samples` posterior draws, (S, B, out), in memory-bounded batched calls.
 
     coherent: every draw is one sampled network over all of x (see `prediction_sampling`).
+    rng: the random streams (or a seed) to draw from; None: the thread's current ones (`rng.use`).
     """
+    if rng is not None:
+        with use(streams_for(rng)):
+            return sample_outputs(model, x, samples, coherent)
     was_training = model.training
     model.eval()
     if model.kind == "dropout":
@@ -147,7 +158,12 @@ def sample_outputs(model: nn.Module, x: Tensor, samples: int, coherent: bool = T
 
 
 def predictive(
-    model: nn.Module, x: Tensor, samples: int = 100, draws: int = 10, coherent: bool = True
+    model: nn.Module,
+    x: Tensor,
+    samples: int = 100,
+    draws: int = 10,
+    coherent: bool = True,
+    rng: Streams | int | None = None,
 ):
     """The Monte Carlo predictive at inputs x with `samples` posterior samples.
 
@@ -155,10 +171,11 @@ def predictive(
     (with `draws` sampled functions). Ensembles use their K members as the samples.
     coherent=False lets each layer pick its cheapest exact sampler: the same per-input
     predictive, but sample s need not be one network across inputs (see `sample_outputs`).
+    rng: the random streams (or a seed) to draw from; None: the thread's current ones.
     """
     if samples < 1:
         raise ValueError(f"samples must be >= 1; got {samples}")
-    out = sample_outputs(model, x, samples, coherent)
+    out = sample_outputs(model, x, samples, coherent, rng)
     likelihood = model.likelihood
     if isinstance(likelihood, CategoricalLikelihood):
         sample_probs = likelihood.probs(out)

@@ -2,6 +2,8 @@
 graph node that turns mu and rho into a weight sample (or noise, or variances) and the
 closed-form Gaussian KL with a hand-written backward.
 
+Every random number here comes from the streams in use in the calling thread (`rng.generator`).
+
 `layers.py` uses these where the fused CPU kernels of `native.py` do not apply (small layers,
 prediction, GPUs, double precision, `BBB_NATIVE=0`).
 """
@@ -16,6 +18,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from . import native
+from .rng import generator, random_seed
 
 _BOX_MULLER_MIN = 1 << 16  # float32 CPU normal fills from this size: native or `_box_muller`
 
@@ -32,7 +35,7 @@ def standard_normal(shape: tuple[int, ...], like: Tensor) -> Tensor:
     Large float32 CPU tensors come from the fused kernels' Philox generator (`native.normals`:
     vectorised, on every thread, about 4x faster than `normal_` on one thread) or, without
     them, when PyTorch may use several threads, from `_box_muller`; everything else from
-    `normal_`. All are seeded from PyTorch's default generator.
+    `normal_`. All draw from this thread's streams (`generator`).
     """
     if torch.compiler.is_compiling():  # traced: the compiler generates its own random numbers
         return torch.randn(shape, dtype=like.dtype, device=like.device)
@@ -40,17 +43,17 @@ def standard_normal(shape: tuple[int, ...], like: Tensor) -> Tensor:
     large = out.device.type == "cpu" and out.dtype == torch.float32
     large = large and out.numel() >= _BOX_MULLER_MIN
     if large and native.available():
-        return native.fill_normals(out)
+        return native.fill_normals(out, random_seed())
     if large and torch.get_num_threads() > 1:
         return _box_muller(out)
-    return out.normal_()
+    return out.normal_(generator=generator(out.device))
 
 
 def _box_muller(out: Tensor) -> Tensor:
     """Fill a float32 CPU tensor with N(0, 1) draws by the Box-Muller transform.
 
     The random bits come from numpy's SFC64 generator (under 1 ns per 32 bits; seeded from
-    PyTorch's default generator, so `torch.manual_seed` makes the draws reproducible); the
+    this thread's streams, so a run's draws are reproducible); the
     transform z = sqrt(-2 ln u1) (cos 2 pi u2, sin 2 pi u2), with 23-bit uniforms u1 in (0, 1]
     and u2 in [0, 1), runs as PyTorch element-wise kernels on every CPU thread. Three quarters
     of the work is then parallel where `normal_` is one serial loop: on two cores 2.4M draws
@@ -59,7 +62,7 @@ def _box_muller(out: Tensor) -> Tensor:
     flat = out.view(-1)
     n = flat.numel()
     half = (n + 1) // 2
-    seed = int(torch.randint(2**62, ()))
+    seed = random_seed()
     bits = np.random.Generator(np.random.SFC64(seed)).bit_generator.random_raw(half)
     words = torch.from_numpy(bits.view(np.int32))  # 2 * half random 32-bit words
     u1, u2 = (_unit_floats(w) for w in (words[:half], words[half:]))  # both in [1, 2)
@@ -68,6 +71,13 @@ def _box_muller(out: Tensor) -> Tensor:
     torch.cos(angle, out=flat[:half]).mul_(radius)
     torch.mul(angle.sin_()[: n - half], radius[: n - half], out=flat[half:])
     return out
+
+
+def normal_like(t: Tensor) -> Tensor:
+    """N(0, 1) draws shaped like `t`, from this thread's streams (`torch.randn_like` with them)."""
+    if torch.compiler.is_compiling():
+        return torch.randn_like(t)
+    return torch.empty_like(t).normal_(generator=generator(t.device))
 
 
 def _unit_floats(words: Tensor) -> Tensor:
@@ -81,11 +91,16 @@ def _random_signs(shape: tuple[int, ...], like: Tensor) -> Tensor:
     On a CPU each random 32-bit integer gives 32 signs, its bits: a fortieth of the cost of
     `bernoulli_`. Elsewhere `bernoulli_` (one kernel).
     """
-    if like.device.type != "cpu" or torch.compiler.is_compiling():
+    if torch.compiler.is_compiling():
         signs = torch.empty(shape, dtype=like.dtype, device=like.device).bernoulli_(0.5)
         return signs.mul_(2).sub_(1)
+    if like.device.type != "cpu":
+        signs = torch.empty(shape, dtype=like.dtype, device=like.device)
+        return signs.bernoulli_(0.5, generator=generator(like.device)).mul_(2).sub_(1)
     n = math.prod(shape)
-    words = torch.randint(-(2**31), 2**31, ((n + 31) // 32, 1), dtype=torch.int32)
+    words = torch.randint(
+        -(2**31), 2**31, ((n + 31) // 32, 1), dtype=torch.int32, generator=generator("cpu")
+    )
     bits = words.bitwise_right_shift(torch.arange(32, dtype=torch.int32)).bitwise_and_(1)
     signs = bits.mul_(2).sub_(1).view(-1)[:n]  # int32 arithmetic: cheaper than `where`
     return signs.to(like.dtype).view(shape)

@@ -7,16 +7,18 @@ the end (`iter(trainer)` yields a `Progress` per epoch; `run()` returns a `Resul
 start from another model's weights (`init_from=`): after a knob moves, training continues from the
 current posterior under the new prior or KL weight.
 
-A loss that turns NaN or infinite raises `TrainingDiverged`, naming the likely causes.
-Per-step values stay on the device; they are read back once per epoch.
+A loss that turns NaN or infinite raises `TrainingDiverged`, naming the term that blew up and
+the settings that feed it. Per-step values stay on the device; they are read back once per epoch.
+
+A trainer changes no process-wide state: its `Streams` (seeded with `cfg.seed`) drive the initial
+weights, the minibatch order and every Monte Carlo draw, so two trainers may run side by side in
+two threads, each giving what it gives alone. Thread counts and allocator settings belong to the
+program that owns the process (`bbb_core.process`).
 """
 
 from __future__ import annotations
 
-import ctypes
 import math
-import os
-import platform
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -30,51 +32,10 @@ from .data.base import Dataset
 from .evaluate import evaluate
 from .losses import elbo_loss, kl_share
 from .models import build_model
+from .rng import Streams, use
 
-_DEFAULT_THREADS = torch.get_num_threads()
-_SMALL_MODEL = 200_000  # parameters: below this, one CPU thread beats several (tiny ops)
-_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc mallopt parameters (malloc.h)
-_KEEP_FREE_HEAP = 256 << 20  # bytes of freed heap glibc may keep instead of returning them
-_MMAP_FROM = 32 << 20  # bytes: blocks at least this large are still mapped and unmapped alone
-_allocator_tuned = False
+_SMALL_MODEL = 200_000  # parameters: below this, "auto" keeps a model on the CPU
 _RECOMPILE_LIMIT = 256  # compiled variants of the step objective per process (see step_objective)
-
-
-def tune_cpu_allocator() -> bool:
-    """Let glibc keep up to 256 MiB of freed memory rather than hand it back to the OS at once.
-
-    Why: a Bayes by Backprop step allocates and frees a dozen weight-sized temporaries (noise,
-    sampled weights, their gradients); by default glibc returns such memory to the OS and then
-    page-faults it back in, every step: about a sixth of the CPU time of a 784-1200-1200-10
-    step. Process-wide, once; True if applied. A no-op off glibc or when the user sets glibc's
-    own MALLOC_TRIM_THRESHOLD_ / MALLOC_MMAP_THRESHOLD_.
-    """
-    global _allocator_tuned
-    if _allocator_tuned:
-        return True
-    if platform.libc_ver()[0] != "glibc" or any(
-        k in os.environ for k in ("MALLOC_TRIM_THRESHOLD_", "MALLOC_MMAP_THRESHOLD_")
-    ):
-        return False
-    try:
-        mallopt = ctypes.CDLL(None).mallopt
-    except (OSError, AttributeError):
-        return False
-    _allocator_tuned = (
-        mallopt(_M_MMAP_THRESHOLD, _MMAP_FROM) == 1
-        and mallopt(_M_TRIM_THRESHOLD, _KEEP_FREE_HEAP) == 1
-    )
-    return _allocator_tuned
-
-
-def _is_small(model: nn.Module) -> bool:
-    return sum(p.numel() for p in model.parameters()) < _SMALL_MODEL
-
-
-def cpu_threads_for(model: nn.Module) -> int:
-    """Intra-op CPU threads for `model`: 1 for small networks, whose many tiny ops lose more to
-    thread hand-offs than they gain, else the process default."""
-    return 1 if _is_small(model) else _DEFAULT_THREADS
 
 
 class TrainingDiverged(RuntimeError):
@@ -193,6 +154,48 @@ def cosine_lr(base: float, epoch: int, epochs: int) -> float:
     return 0.5 * base * (1.0 + math.cos(math.pi * epoch / epochs))
 
 
+def _noise_std(model: nn.Module) -> float | None:
+    """The likelihood's learned or fixed noise std (None for classification or "hetero")."""
+    log_std = getattr(getattr(model, "likelihood", None), "log_std", None)
+    if log_std is None or getattr(model.likelihood, "noise_model", "") == "hetero":
+        return None
+    return float(log_std.detach().exp())
+
+
+def divergence_message(trainer: Trainer, nll: float, kl: float, kl_term: float) -> str:
+    """Which term of the loss became NaN or infinite, and the settings that feed it."""
+    cfg = trainer.cfg
+
+    def state(v: float) -> str:
+        return "NaN" if math.isnan(v) else "infinite"
+
+    common = (
+        f"lower the learning rate (now {cfg.train.lr:g}), start with a smaller sigma "
+        f"(rho0 now {cfg.model.rho0:g}) or widen the {cfg.prior.family} prior"
+    )
+    noise = _noise_std(trainer.model)
+    if not math.isfinite(nll):
+        what = f"the data term (the NLL) became {state(nll)}"
+        if noise is not None and not (1e-6 <= noise < math.inf):
+            what += f", with the noise scale out of range (learned noise std now {noise:g})"
+        advice = common
+        if trainer.dataset is not None and trainer.dataset.task == "regression":
+            data_noise = "default" if cfg.data.noise is None else f"{cfg.data.noise:g}"
+            advice += (
+                f", raise the noise std (now {cfg.model.noise_std:g}) or check the data "
+                f"(noise {data_noise})"
+            )
+    elif not math.isfinite(kl):
+        what, advice = f"the KL term became {state(kl)}", common
+    else:
+        what = (
+            f"the weighted KL term (KL weight {cfg.train.kl_weight:g} x KL {kl:.4g}) became "
+            f"{state(kl_term)}"
+        )
+        advice = "lower the KL weight"
+    return f"{what} at epoch {trainer.epoch + 1}: {advice}"
+
+
 @dataclass
 class Trainer:
     """Trains `cfg`'s model on `cfg`'s data (see the module docstring).
@@ -213,10 +216,11 @@ class Trainer:
     def __post_init__(self) -> None:
         self.cfg.validate()
         resolve_device(self.cfg.device)  # fail early on "cuda" without a GPU
-        torch.manual_seed(self.cfg.seed)
+        self.rng = Streams(self.cfg.seed)  # this run's own random streams (see `rng`)
         if self.dataset is None:
             self.dataset = make_dataset(self.cfg.data, self.cfg.seed)
-        self.model = build_model(self.cfg.model, self.cfg.prior, self.dataset)
+        with use(self.rng):
+            self.model = build_model(self.cfg.model, self.cfg.prior, self.dataset)
         n_params = sum(p.numel() for p in self.model.parameters())
         self.device = resolve_device(self.cfg.device, n_params)
         if self.init_from is not None:
@@ -226,10 +230,6 @@ class Trainer:
                 message = "cannot continue: the architecture changed; start from scratch"
                 raise ValueError(message) from err
         self.model.to(self.device)
-        if self.device.type == "cpu":
-            torch.set_num_threads(cpu_threads_for(self.model))
-            if not _is_small(self.model):  # only large models free weight-sized blocks
-                tune_cpu_allocator()
         self.optimizer = _optimizer(self.model, self.cfg)
         self.x = self.dataset.x_train.to(self.device)
         self.y = self.dataset.y_train.to(self.device)
@@ -240,7 +240,7 @@ class Trainer:
             train_samples=self.cfg.train.train_samples,
             compile=self.cfg.train.compile,
         )
-        self.generator = torch.Generator().manual_seed(self.cfg.seed)
+        self.generator = self.rng.generator("cpu")  # minibatch order
         self.epoch = 0
         self.step = 0
         self.seconds = 0.0
@@ -257,7 +257,11 @@ class Trainer:
         return list(order.split(size))
 
     def step_epoch(self) -> Progress:
-        """Train one epoch and report it."""
+        """Train one epoch and report it (every random draw from this run's streams)."""
+        with use(self.rng):
+            return self._step_epoch()
+
+    def _step_epoch(self) -> Progress:
         t0 = time.perf_counter()
         tc = self.cfg.train
         self.model.train()
@@ -281,12 +285,8 @@ class Trainer:
         with torch.no_grad():
             kl = self.model.kl()
         nll_v, kl_v, klt_v = (float(v) for v in torch.stack([nll_sum, kl, kl_terms]).cpu())
-        if not (math.isfinite(nll_v) and math.isfinite(kl_v)):
-            raise TrainingDiverged(
-                f"the loss became {'NaN' if math.isnan(nll_v + kl_v) else 'infinite'} at "
-                f"epoch {self.epoch + 1}: lower the learning rate (now {tc.lr:g}), start with a "
-                f"smaller sigma (rho0 now {self.cfg.model.rho0:g}) or widen the prior"
-            )
+        if not all(math.isfinite(v) for v in (nll_v, kl_v, klt_v)):
+            raise TrainingDiverged(divergence_message(self, nll_v, kl_v, klt_v))
         self.epoch += 1
         self.seconds += time.perf_counter() - t0
         progress = Progress(

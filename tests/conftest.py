@@ -41,7 +41,7 @@ def assert_close(actual, expected, *, rtol: float, atol: float, msg: str | None 
 @pytest.fixture
 def single_thread():
     """Run a test on one intra-op thread: the engine's tiny tensors lose more to thread hand-offs
-    than they gain (the trainer makes the same choice, `train.cpu_threads_for`)."""
+    than they gain (the command line makes the same choice, `process.threads_for`)."""
     before = torch.get_num_threads()
     torch.set_num_threads(1)
     yield

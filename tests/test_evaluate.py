@@ -1,6 +1,6 @@
 """Tests for `bbb_core.evaluate`: the metric keys of each task, the metrics against
 `bbb_core.metrics` on hand-made predictives, the choice of OOD set, and (marked slow) the
-behaviour the issue promises on the default settings: on Blundell's curve BBB's epistemic std
+behaviour the app promises on the default settings: on Blundell's curve BBB's epistemic std
 grows >= 5x outside the training range, the standard network has none and BBB's mean fits to
 about the noise level; on moons BBB's mutual information is higher far from the data."""
 

@@ -31,6 +31,7 @@ from bbb_core.priors import GaussianPrior, LaplacePrior, ScaleMixturePrior
 
 F64 = torch.float64
 ESTIMATORS = ("reparam", "local", "flipout")
+CONV_ESTIMATORS = ("reparam", "flipout")
 KINDS = ("linear", "conv")
 # draws per statistical test, (one call with a sample dimension, one forward call per draw); the
 # convolution's sampled path is a grouped convolution with one group per sample: fewer draws
@@ -62,6 +63,8 @@ def make(kind: str, estimator: str = "reparam", *, bias: bool = True, prior=None
         layer = BayesianLinear(3, 2, **opts, **kw)
         x = torch.tensor([[0.5, -1.0, 2.0], [1.5, 0.3, -0.7]], dtype=opts["dtype"])
     else:
+        if estimator == "local":
+            pytest.skip("a convolution refuses the local estimator (tested on its own)")
         layer = BayesianConv2d(2, 2, 2, padding=1, **opts, **kw)  # (2, 2, 3, 3) -> (2, 2, 4, 4)
         x = torch.randn(2, 2, 3, 3, generator=torch.Generator().manual_seed(1), dtype=F64)
         x = x.to(opts["dtype"])
@@ -125,7 +128,7 @@ def test_linear_shapes(estimator, bias):
     assert layer(torch.randn(1, 4, 5).expand(6, -1, -1)).shape == (6, 4, 7)
 
 
-@pytest.mark.parametrize("estimator", ESTIMATORS)
+@pytest.mark.parametrize("estimator", CONV_ESTIMATORS)
 @pytest.mark.parametrize(("stride", "padding", "bias"), [(1, 1, True), (2, 0, False), (1, 0, True)])
 def test_conv_shapes_match_nn_conv2d(estimator, stride, padding, bias):
     layer = BayesianConv2d(2, 5, 3, stride=stride, padding=padding, bias=bias, estimator=estimator)
@@ -377,3 +380,66 @@ def test_posterior_mean_restores_flags_on_error():
         assert all(layer.deterministic for layer in bayesian_layers(model))
         raise RuntimeError("boom")
     assert [layer.deterministic for layer in bayesian_layers(model)] == [False, True]
+
+
+# --- convolutions share their kernel across positions ---------------------------------------------
+
+
+def test_a_convolution_refuses_the_local_estimator():
+    with pytest.raises(ValueError, match="shared across output positions"):
+        BayesianConv2d(2, 3, 3, estimator="local")
+
+
+def _sum_over_positions_variance(
+    conv: BayesianConv2d, x: torch.Tensor
+) -> tuple[float, float, float]:
+    """For T = the sum of output channel 0 over every position: its exact variance under q from
+    the kernel weights and from the bias (T is linear in both), and the variance the positions
+    would add up to if each were sampled independently (the local trick)."""
+    w_var, b_var = conv.weight_sigma.detach() ** 2, conv.bias_sigma.detach() ** 2
+    conv_args = {"stride": conv.stride, "padding": conv.padding}
+    weight = conv.weight_mu.detach().clone().requires_grad_(True)
+    out = F.conv2d(x, weight, None, **conv_args)[:, 0]
+    out.sum().backward()
+    from_weights = float((weight.grad**2 * w_var).sum())
+    from_bias = float(out[0].numel() ** 2 * b_var[0])
+    independent = float(F.conv2d(x * x, w_var, b_var, **conv_args)[:, 0].sum())
+    return from_weights, from_bias, independent
+
+
+@pytest.mark.parametrize("estimator", CONV_ESTIMATORS)
+def test_conv_output_variance_matches_weight_sampling(estimator):
+    """One 3x3 convolution over a 6x6 output: the variance of the sum over positions from the
+    layer's own samples equals the exact value from its Gaussian weights (within Monte Carlo
+    error), and is far from what independent positions would give."""
+    conv = randomise(BayesianConv2d(2, 3, 3, estimator=estimator, dtype=F64))
+    x = torch.randn(1, 2, 8, 8, generator=torch.Generator().manual_seed(3), dtype=F64)
+    from_weights, from_bias, independent = _sum_over_positions_variance(conv, x)
+    exact = from_weights + from_bias
+    assert exact > 3 * independent  # the test tells the two apart
+    with torch.no_grad():
+        sampled = conv(x.expand(4000, *x.shape))[:, 0, 0].sum((-1, -2))  # 4000 weight samples
+        # training passes of a batch of 32 copies: the spread within each batch, averaged
+        within = torch.stack(
+            [conv(x.expand(32, *x.shape[1:]))[:, 0].sum((-1, -2)).var() for _ in range(500)]
+        )
+    assert sampled.var().item() == pytest.approx(exact, rel=0.15)
+    if estimator == "flipout":  # each example's kernel perturbation is its own (the bias's not)
+        assert within.mean().item() == pytest.approx(from_weights, rel=0.15)
+    else:  # one weight sample for the whole batch, as the paper's estimator
+        assert within.max().item() < 1e-12
+
+
+def test_a_cnn_built_with_the_local_estimator_flips_out_its_convolutions():
+    from bbb_core.config import DataConfig, ModelConfig, PriorConfig
+    from bbb_core.data import make_dataset
+    from bbb_core.models import build_model
+
+    data = make_dataset(DataConfig(name="digits", n_train=50), 0)
+    model = build_model(
+        ModelConfig(arch="cnn", hidden=(4,), estimator="local"), PriorConfig(), data
+    )
+    convs = [m for m in model.modules() if isinstance(m, BayesianConv2d)]
+    linears = [m for m in model.modules() if isinstance(m, BayesianLinear)]
+    assert convs and all(c.estimator == "flipout" for c in convs)
+    assert linears and all(lin.estimator == "local" for lin in linears)

@@ -145,7 +145,8 @@ def test_zero_samples_raise(samples):
 @pytest.mark.parametrize("task", ["regression", "classification"])
 @pytest.mark.parametrize("max_elements", [8 * 12, 8 * 60, 8 * 1000])
 def test_chunked_calls_equal_one_big_call(monkeypatch, task, max_elements):
-    # posterior mean: a deterministic model, so chunking must not change a single number
+    # posterior mean: a deterministic model, so chunking changes nothing but float32 rounding
+    # (matrix products of other shapes may round differently in the last bit)
     model, ds = model_and_data(task)
     x = ds.x_test[:30]
     with posterior_mean(model):
@@ -156,14 +157,14 @@ def test_chunked_calls_equal_one_big_call(monkeypatch, task, max_elements):
         monkeypatch.undo()
         pred_big = predictive(model, x, 7)
     assert chunked.shape == big.shape == (7, 30, model.likelihood.out_features)
-    assert_close(chunked, big, rtol=0, atol=0)
+    assert_close(chunked, big, rtol=1e-5, atol=1e-6)
     fields = (
         ("mean", "aleatoric_var", "epistemic_var")
         if task == "regression"
         else ("probs", "entropy", "expected_entropy", "mutual_info")
     )
     for name in fields:
-        assert_close(getattr(pred_chunked, name), getattr(pred_big, name), rtol=0, atol=0)
+        assert_close(getattr(pred_chunked, name), getattr(pred_big, name), rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.parametrize("max_elements", [8 * 12, 8 * 60])
@@ -244,7 +245,10 @@ def test_coherent_draws_are_sampled_networks_not_per_input_noise(estimator):
     model, ds = model_and_data("regression", estimator=estimator)
     x = ds.x_test[:5].repeat(2, 1)  # rows i and i + 5 are identical inputs
     out = sample_outputs(model, x, 40)
-    assert torch.equal(out[:, :5], out[:, 5:])
+    # equal up to float32 rounding (a matrix product may round rows differently by position);
+    # independent noise per input would differ by the posterior's spread, about 1e-2 here
+    assert_close(out[:, :5], out[:, 5:], rtol=1e-5, atol=1e-6)
+    assert (out[1:, :5] - out[:-1, :5]).abs().max() > 1e-3  # and the samples do differ
     if estimator == "local":  # the cheapest route may sample each input independently
         loose = sample_outputs(model, x, 40, coherent=False)
         assert loose.shape == out.shape

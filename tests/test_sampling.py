@@ -9,7 +9,7 @@ import math
 import pytest
 import torch
 
-from bbb_core import native, sampling
+from bbb_core import native, rng, sampling
 
 
 @pytest.fixture
@@ -44,7 +44,7 @@ def test_box_muller_draws_standard_normals(two_threads):
 
 
 @pytest.mark.parametrize("with_native", [True, False])
-def test_standard_normal_is_seeded_by_torch_and_picks_its_sampler(
+def test_standard_normal_is_seeded_by_its_streams_and_picks_its_sampler(
     two_threads, monkeypatch, with_native
 ):
     if with_native and not native.available():
@@ -52,17 +52,29 @@ def test_standard_normal_is_seeded_by_torch_and_picks_its_sampler(
     if not with_native:
         monkeypatch.setattr(native, "available", lambda: False)
     like = torch.empty(1)
+    global_state = torch.get_rng_state()
+    with rng.use(rng.Streams(4)):
+        a = sampling.standard_normal((300, 300), like)
+    with rng.use(rng.Streams(4)):
+        assert torch.equal(a, sampling.standard_normal((300, 300), like))
+        assert not torch.equal(a, sampling.standard_normal((300, 300), like))
+    with rng.use(rng.Streams(5)):
+        assert not torch.equal(a, sampling.standard_normal((300, 300), like))
+    assert torch.equal(torch.get_rng_state(), global_state)  # the global stream never drawn
+    torch.manual_seed(4)  # outside any streams: PyTorch's default generator, as torch modules
+    b = sampling.standard_normal((300, 300), like)
     torch.manual_seed(4)
-    a = sampling.standard_normal((300, 300), like)
-    torch.manual_seed(4)
-    assert torch.equal(a, sampling.standard_normal((300, 300), like))
-    assert not torch.equal(a, sampling.standard_normal((300, 300), like))
+    assert torch.equal(b, sampling.standard_normal((300, 300), like))
     _moments_are_standard_normal(a)
     calls = []
     for name in ("_box_muller", "fill_normals"):
         module = sampling if name == "_box_muller" else native
         real = getattr(module, name)
-        spy = lambda out, name=name, real=real: calls.append((name, out.numel())) or real(out)  # noqa: E731
+
+        def spy(out, *args, name=name, real=real):
+            calls.append((name, out.numel()))
+            return real(out, *args)
+
         monkeypatch.setattr(module, name, spy)
     sampling.standard_normal((300, 300), like)  # large, float32, two threads
     sampling.standard_normal((10, 10), like)  # small: torch's own normal_

@@ -58,6 +58,72 @@ def params(model: torch.nn.Module) -> list[torch.Tensor]:
     return [p.detach().clone() for p in model.parameters()]
 
 
+# --- no process-wide state -----------------------------------------------------------------------
+
+# large enough for the fused CPU kernels and the Box-Muller sampler (>= 4,096 weights a layer)
+_WIDE = {"hidden": (80, 80)}
+
+
+@pytest.mark.parametrize(
+    ("name", "kind", "model_fields"),
+    [
+        ("moons", "bbb", {}),
+        ("blundell", "bbb", _WIDE),
+        ("moons", "dropout", {}),
+        ("blundell", "ensemble", {}),
+        ("moons", "bbb", {"estimator": "flipout", **_WIDE}),
+    ],
+)
+def test_training_and_evaluating_leave_global_torch_state_alone(name, kind, model_fields):
+    torch.manual_seed(1234)
+    seed, rng_state, threads = torch.initial_seed(), torch.get_rng_state(), torch.get_num_threads()
+    cfg = with_model(tiny(name, batch_size=16), kind=kind, **model_fields)
+    Trainer(cfg).run()  # training, then `evaluate` with the Monte Carlo predictive
+    assert torch.initial_seed() == seed
+    assert torch.equal(torch.get_rng_state(), rng_state)
+    assert torch.get_num_threads() == threads
+
+
+@pytest.mark.parametrize(
+    ("name", "kind", "model_fields"),
+    [
+        ("moons", "bbb", _WIDE),
+        ("blundell", "bbb", {"estimator": "reparam"}),
+        ("moons", "dropout", {}),
+    ],
+)
+def test_trainers_in_two_threads_give_what_each_gives_alone(name, kind, model_fields):
+    import threading
+
+    cfg = with_model(tiny(name, batch_size=16, epochs=8), kind=kind, **model_fields)
+    alone = Trainer(cfg).run()
+    results: list = [None, None]
+    start = threading.Barrier(2)
+
+    def run(i: int) -> None:
+        trainer = Trainer(cfg)
+        start.wait()  # both threads train at the same time
+        torch.manual_seed(99 + i)  # and whatever a thread does to the global stream is ignored
+        results[i] = trainer.run()
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for res in results:
+        assert numbers(res.history) == numbers(alone.history)
+        assert res.metrics == alone.metrics
+        for a, b in zip(res.model.parameters(), alone.model.parameters(), strict=True):
+            assert torch.equal(a, b)
+
+
+def test_another_seed_gives_another_run():
+    a = Trainer(tiny("moons", seed=0)).run()
+    b = Trainer(tiny("moons", seed=1)).run()
+    assert numbers(a.history) != numbers(b.history)
+
+
 # --- reproducibility ------------------------------------------------------------------------------
 
 
@@ -205,12 +271,48 @@ def _assert_names_the_causes(err: pytest.ExceptionInfo) -> None:
         assert cause in message, f"{cause!r} missing from: {message}"
 
 
-def test_absurd_learning_rate_raises_training_diverged():
-    cfg = tiny("blundell", lr=1e6, epochs=20)
+def test_a_collapsed_noise_scale_is_named():
+    trainer = Trainer(tiny("blundell"))
+    with torch.no_grad():
+        trainer.model.likelihood.log_std.fill_(-1e4)  # noise std exp(-1e4) = 0
     with pytest.raises(TrainingDiverged) as err:
-        Trainer(cfg).run()
+        trainer.step_epoch()
+    message = str(err.value)
+    assert "data term" in message and "noise scale out of range" in message
+    assert "noise std (now 0.1)" in message  # the setting that feeds it
     _assert_names_the_causes(err)
-    assert "1e+06" in str(err.value)  # the learning rate it was given
+
+
+@pytest.mark.parametrize(
+    ("nll", "kl", "kl_term", "names", "advice"),
+    [
+        (math.inf, 1.0, 1.0, "the data term (the NLL) became infinite", "learning rate"),
+        (math.nan, 1.0, 1.0, "the data term (the NLL) became NaN", "rho0"),
+        (1.0, math.inf, math.inf, "the KL term became infinite", "prior"),
+        (1.0, 5.0, math.inf, "weighted KL term (KL weight 1 x KL 5) became infinite", "KL weight"),
+    ],
+)
+def test_the_divergence_message_names_the_term_and_its_settings(nll, kl, kl_term, names, advice):
+    trainer = Trainer(tiny("moons"))
+    message = train_module.divergence_message(trainer, nll, kl, kl_term)
+    assert names in message and advice in message
+    assert "epoch 1" in message
+
+
+def test_an_infinite_weighted_kl_stops_the_run(monkeypatch):
+    trainer = Trainer(tiny("moons"))
+    real = train_module.elbo_loss
+
+    def exploding(*args, **kwargs):  # the data term and the KL stay finite
+        terms = real(*args, **kwargs)
+        return type(terms)(**{**vars(terms), "kl_term": terms.kl_term * math.inf})
+
+    monkeypatch.setattr(train_module, "elbo_loss", exploding)
+    trainer.objective = train_module.step_objective(
+        trainer.model, n_data=40, kl_weight=1.0, train_samples=1
+    )
+    with pytest.raises(TrainingDiverged, match="weighted KL term"):
+        trainer.step_epoch()
 
 
 @pytest.mark.parametrize("name", ["blundell", "moons"])

@@ -219,3 +219,40 @@ def test_relevant_config_ignores_what_a_baseline_does_not_use(kind):
     )
     assert live.relevant_config(changed, kind) == live.relevant_config(cfg, kind)
     assert live.relevant_config(changed, "bbb") != live.relevant_config(cfg, "bbb")
+
+
+def test_a_run_is_unchanged_by_an_images_training_and_global_reseeds_in_another_thread():
+    """Sessions share one process: another session training the images page's models (and
+    anything reseeding PyTorch's global generator) meanwhile must not change this run."""
+    import threading
+
+    from bbb_core import Trainer
+
+    cfg = _cfg("moons", epochs=30)
+    alone = _train(cfg, page="classification")
+    _run_to_end(alone)
+    expected = live.finish(alone)
+
+    images = default_config("digits", device="cpu")
+    images = replace(images, train=replace(images.train, epochs=3))
+    stop = threading.Event()
+
+    def other_session() -> None:
+        while not stop.is_set():
+            torch.manual_seed(123)
+            trainer = Trainer(images)
+            trainer.advance(0.2)
+
+    neighbour = threading.Thread(target=other_session)
+    neighbour.start()
+    try:
+        run = _train(cfg, page="classification")
+        _run_to_end(run, seconds=0.02)
+        assert live.finish(run) == expected
+        for kind in KINDS:
+            assert torch.equal(
+                _weights(run.trainers[kind].model), _weights(alone.trainers[kind].model)
+            )
+    finally:
+        stop.set()
+        neighbour.join()

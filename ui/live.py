@@ -30,24 +30,24 @@ that can finish the run (the rest estimated at most FINISH_WITHIN) trains to the
 view then follows at once, instead of after more round trips through the browser, each
 redrawing a run that is nearly finished.
 
-Every trainer draws its Monte Carlo noise from its own saved torch RNG state, under one process
-lock, so a run's result depends only on its config and seed: not on how training was sliced into
-ticks, on the live redraws, or on other sessions training at the same time.
+Every trainer draws its initial weights, minibatches and Monte Carlo noise from its own random
+streams (`bbb_core.rng`), and the charts and metrics from streams of their own derived from the
+seed, so a run's result depends only on its config and seed: not on how training was sliced into
+ticks, on the live redraws, or on other sessions training at the same time. No lock is needed:
+nothing here touches PyTorch's global generator.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
-import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 import streamlit as st
-import torch
 
 from bbb_core import (
     Dataset,
@@ -59,6 +59,8 @@ from bbb_core import (
     predictive,
 )
 from bbb_core.plots import model_label
+from bbb_core.process import configure_threads
+from bbb_core.rng import derive_seed
 
 RUN_KEY = "live_run"  # st.session_state key of the session's one LiveRun
 TICK_SECONDS = 0.05  # run_every of the live fragment: the next frame starts when asked for
@@ -73,8 +75,16 @@ LIVE_SAMPLES = 30  # predictive samples while training (the configured number on
 HISTORY_LIMIT = 2000  # Progress entries kept per trainer
 STEP_FRACTION = 20  # "Step" trains epochs / STEP_FRACTION epochs
 
+PREDICT_STREAM = 2  # the sub-stream of the run's seed the charts' predictive draws from
+
+_log = logging.getLogger(__name__)
+APP_THREADS = 1  # intra-op CPU threads of the app's process (see below)
 _DEBUG = bool(os.environ.get("BBB_LIVE_DEBUG"))  # print tick timings to stderr
-_TORCH_LOCK = threading.RLock()  # the global torch RNG is shared by every session's thread
+
+# The app owns its process, so it makes the one process-wide setting here, once, at start-up:
+# one intra-op CPU thread per training thread. The toy networks train fastest on one (their
+# operations are too small to split), and the sessions' threads then share the cores.
+configure_threads(APP_THREADS)
 
 
 @dataclass
@@ -86,7 +96,6 @@ class LiveRun:
     kinds: tuple[str, ...]  # the models, "bbb" first
     dataset: Dataset
     trainers: dict[str, Trainer]
-    rng: dict[str, torch.Tensor]  # each trainer's saved torch RNG state
     playing: bool = True
     error: str | None = None  # what went wrong and what to change (training stopped)
     notices: tuple[str, ...] = ()  # short messages about the last change
@@ -183,46 +192,14 @@ def relevant_config(cfg: RunConfig, kind: str) -> RunConfig:
     return replace(cfg, model=model, prior=prior, train=train)
 
 
-# --- the torch RNG, per trainer -----------------------------------------------------------------
-
-
-def _devices(run: LiveRun, kind: str) -> list[int]:
-    device = run.trainers[kind].device
-    return [device.index or 0] if device.type == "cuda" else []
-
-
-@contextmanager
-def _trainer_rng(run: LiveRun, kind: str) -> Iterator[None]:
-    """Run with trainer `kind`'s own RNG state (saved back afterwards), under the lock."""
-    with _TORCH_LOCK, torch.random.fork_rng(devices=_devices(run, kind)):
-        torch.set_rng_state(run.rng[kind])
-        try:
-            yield
-        finally:
-            run.rng[kind] = torch.get_rng_state()
-
-
-@contextmanager
-def _seeded(seed: int) -> Iterator[None]:
-    """Run with the global RNG seeded, restoring it afterwards, under the lock."""
-    devices = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
-    with _TORCH_LOCK, torch.random.fork_rng(devices=devices):
-        torch.manual_seed(seed)
-        yield
-
-
 # --- building and changing runs -----------------------------------------------------------------
 
 
-def _new_trainer(
-    cfg: RunConfig, kind: str, dataset: Dataset, init_from=None
-) -> tuple[Trainer, torch.Tensor]:
-    """A trainer (seeded by the config inside `Trainer`) and the RNG state it leaves behind."""
-    with _TORCH_LOCK, torch.random.fork_rng(devices=[]):
-        trainer = Trainer(
-            kind_config(cfg, kind), dataset, init_from=init_from, history_limit=HISTORY_LIMIT
-        )
-        return trainer, torch.get_rng_state()
+def _new_trainer(cfg: RunConfig, kind: str, dataset: Dataset, init_from=None) -> Trainer:
+    """A trainer for model `kind` (its random streams seeded by the config)."""
+    return Trainer(
+        kind_config(cfg, kind), dataset, init_from=init_from, history_limit=HISTORY_LIMIT
+    )
 
 
 def _same_data(a: RunConfig, b: RunConfig) -> bool:
@@ -248,7 +225,6 @@ def update_run(
     same_data = previous is not None and _same_data(previous.cfg, cfg)
     dataset = previous.dataset if same_data else make(cfg)
     trainers: dict[str, Trainer] = {}
-    rng: dict[str, torch.Tensor] = {}
     notices: list[str] = []
     for kind in kinds:
         old = previous.trainers.get(kind) if previous is not None else None
@@ -258,21 +234,19 @@ def update_run(
             and previous.error is None
             and relevant_config(old.cfg, kind) == relevant_config(cfg, kind)
         ):
-            trainers[kind], rng[kind] = old, previous.rng[kind]
+            trainers[kind] = old
             continue
         warm = old is not None and mode == "continue" and previous.error is None
         try:
-            trainers[kind], rng[kind] = _new_trainer(
-                cfg, kind, dataset, old.model if warm else None
-            )
+            trainers[kind] = _new_trainer(cfg, kind, dataset, old.model if warm else None)
         except ValueError:
             if not warm:
                 raise
-            trainers[kind], rng[kind] = _new_trainer(cfg, kind, dataset)
+            trainers[kind] = _new_trainer(cfg, kind, dataset)
             notices.append(
                 f"{model_label(kind)}: the architecture changed, so it started from scratch."
             )
-    return LiveRun(page, cfg, tuple(kinds), dataset, trainers, rng, notices=tuple(notices))
+    return LiveRun(page, cfg, tuple(kinds), dataset, trainers, notices=tuple(notices))
 
 
 def reset_run(run: LiveRun) -> LiveRun:
@@ -289,8 +263,7 @@ def _advance(run: LiveRun, kind: str, seconds: float, max_epochs: int | None = N
     """Advance trainer `kind`; a divergence stops the run with a message. Returns epochs done."""
     trainer = run.trainers[kind]
     try:
-        with _trainer_rng(run, kind):
-            return len(trainer.advance(seconds, max_epochs=max_epochs))
+        return len(trainer.advance(seconds, max_epochs=max_epochs))
     except TrainingDiverged as err:
         run.error = f"{model_label(kind)} diverged: {err}."
         run.playing = False
@@ -351,22 +324,21 @@ def predictions(run: LiveRun, x_name: str = "x_grid") -> dict[str, Any]:
     key = ("pred", x_name)
     if key not in run._cache:
         x = getattr(run.dataset, x_name)
-        out = {}
-        with _seeded(run.cfg.seed):
-            for kind, trainer in run.trainers.items():
-                out[kind] = predictive(trainer.model, x.to(trainer.device), samples_for(run, kind))
-        run._cache[key] = out
+        seed = derive_seed(run.cfg.seed, PREDICT_STREAM)
+        run._cache[key] = {
+            kind: predictive(trainer.model, x.to(trainer.device), samples_for(run, kind), rng=seed)
+            for kind, trainer in run.trainers.items()
+        }
     return run._cache[key]
 
 
 def finish(run: LiveRun) -> dict[str, dict[str, float]]:
     """Every model's metrics (`bbb_core.evaluate`), computed once per finished run."""
-    if run.metrics is None:
-        with _seeded(run.cfg.seed):
-            run.metrics = {
-                kind: evaluate(t.model, run.dataset, kind_config(run.cfg, kind))
-                for kind, t in run.trainers.items()
-            }
+    if run.metrics is None:  # each model's draws from streams derived from the seed
+        run.metrics = {
+            kind: evaluate(t.model, run.dataset, kind_config(run.cfg, kind))
+            for kind, t in run.trainers.items()
+        }
     return run.metrics
 
 
@@ -501,10 +473,9 @@ def _frame(run: LiveRun, page: str, draw: Callable[[LiveRun], None]) -> None:
         st.error(run.error, icon=":material/error:")
     try:
         draw(run)
-    except Exception as err:  # noqa: BLE001 - a message, never a traceback
-        st.error(
-            f"Could not draw this run ({type(err).__name__}: {err}). Try Reset or other settings."
-        )
+    except Exception:  # noqa: BLE001 - visitors get a message; the log gets the traceback
+        _log.exception("drawing the %s run failed", page)
+        st.error("Could not draw this run. Try Reset or other settings.")
     run.draw_seconds = time.perf_counter() - start
     if not run.active:  # "Finished" (or "Paused") once the charts are on their way
         _status(run, status)
@@ -540,7 +511,8 @@ def live_panel(
     if cfg is not None:
         try:
             run = sync_run(page, cfg, kinds, mode)
-        except (TrainingDiverged, ValueError) as err:
+        except (TrainingDiverged, ValueError) as err:  # bbb_core's own, plain-text messages
+            _log.info("settings rejected on the %s page: %s", page, err)
             st.error(f"These settings cannot train: {err}.", icon=":material/error:")
             return None
     if run is None:
