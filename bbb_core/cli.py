@@ -3,15 +3,26 @@
 `train` builds a `RunConfig` from `default_config(--dataset)` and the flags given, trains, prints a
 short summary and, with `--json PATH`, writes one JSON object with `config` (reloadable with
 `RunConfig.from_dict`), `history` (per epoch: nll, kl, elbo, loss), `metrics`, `timing` and
-`device`. Invalid values exit with status 2 and one line on stderr, never a traceback.
+`device`. The JSON is strict: a NaN or infinite number (a metric that could not be computed, a
+loss that blew up) is written as null, never as `NaN` or `Infinity`.
+
+Bad input never becomes a traceback: a flag outside its range (`bbb_core.config.LIMITS`, see
+docs/limits.md), a malformed command line, missing or corrupt data, a run that diverges
+(`TrainingDiverged`) or any other failure exits with status 2 and exactly one line on stderr,
+`error: ...`, naming the flag and the config field with its allowed range where there is one.
+Ctrl-C exits with status 130.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
+import numbers
+import re
 import sys
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 from .config import (
@@ -69,9 +80,18 @@ _FLAGS: dict[str, tuple[str, str]] = {
 }
 
 
+# config field -> the flag that sets it, to name both in an error
+_FIELD_FLAGS = {f"{s}.{n}": "--" + flag.replace("_", "-") for flag, (s, n) in _FLAGS.items()}
+_FIELD_FLAGS |= {"seed": "--seed", "device": "--device"}
+
+
+class _UsageError(Exception):
+    """A malformed command line (argparse's complaint)."""
+
+
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # one line, exit 2, no usage dump
-        raise SystemExit(f"error: {message}")
+    def error(self, message: str) -> None:  # `main` prints one line and exits 2, no usage dump
+        raise _UsageError(message)
 
 
 def _train_parser(sub) -> None:
@@ -135,26 +155,43 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
     return replace(cfg, **top).validate()
 
 
+def finite(value: Any) -> Any:
+    """`value` with every NaN or infinite float (in nested dicts, lists, tuples) made None, so
+    `json.dumps(..., allow_nan=False)` writes strict JSON."""
+    if isinstance(value, numbers.Real) and not isinstance(value, int):  # numpy floats too
+        return float(value) if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [finite(v) for v in value]
+    return value
+
+
 def run_record(result) -> dict[str, Any]:
-    """The JSON object of a finished run."""
-    return {
-        "config": result.config.to_dict(),
-        "history": [
-            {"epoch": p.epoch, "step": p.step, "nll": p.nll, "kl": p.kl, "elbo": p.elbo}
-            | {"loss": p.loss}
-            for p in result.history
-        ],
-        "metrics": result.metrics,
-        "timing": result.timing(),
-        "device": result.device,
-    }
+    """The JSON object of a finished run (non-finite numbers as None)."""
+    return finite(
+        {
+            "config": result.config.to_dict(),
+            "history": [
+                {"epoch": p.epoch, "step": p.step, "nll": p.nll, "kl": p.kl, "elbo": p.elbo}
+                | {"loss": p.loss}
+                for p in result.history
+            ],
+            "metrics": result.metrics,
+            "timing": result.timing(),
+            "device": result.device,
+        }
+    )
 
 
 def _train(args: argparse.Namespace) -> int:
+    from .process import configure_for
     from .train import Trainer
 
     cfg = config_from_args(args)
+    _check_writable(args.json)
     trainer = Trainer(cfg)
+    configure_for(trainer.model)  # this process trains one model: its threads, its allocator
     every = max(1, cfg.train.epochs // 10)
     for progress in trainer:
         if not args.quiet and (progress.epoch % every == 0 or progress.epoch == 1):
@@ -169,12 +206,22 @@ def _train(args: argparse.Namespace) -> int:
         f"{result.train_seconds:.2f}s"
     )
     for key, value in result.metrics.items():
-        print(f"  {key:24s} {value:.4f}")
+        print(f"  {key:24s} {value:.4f}" if isinstance(value, float) else f"  {key:24s} {value}")
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump(run_record(result), f, indent=1)
+        text = json.dumps(run_record(result), indent=1, allow_nan=False)
+        Path(args.json).write_text(text + "\n")
         print(f"wrote {args.json}")
     return 0
+
+
+def _check_writable(path: str | None) -> None:
+    """Fail before training, not after, when `--json PATH` cannot be written."""
+    if path is None:
+        return
+    if Path(path).is_dir():
+        raise ValueError(f"--json {path}: is a directory, not a file name")
+    if not Path(path).resolve().parent.is_dir():
+        raise ValueError(f"--json {path}: no such directory {Path(path).resolve().parent}")
 
 
 def _bench_parser(sub) -> None:
@@ -209,7 +256,18 @@ def _bench(args: argparse.Namespace) -> int:
     )
 
 
+def _one_line(err: BaseException) -> str:
+    """The error as one line: the config field's flag first, newlines folded into spaces."""
+    text = " ".join(str(err).split())
+    if not isinstance(err, (ValueError, RuntimeError, OSError)) or not text:
+        text = f"{type(err).__name__}: {text}" if text else type(err).__name__
+    field = re.match(r"[a-z_]+(\.[a-z_0-9]+)?\b", text)
+    flag = _FIELD_FLAGS.get(field.group(0)) if field else None
+    return f"error: {flag}: {text}" if flag else f"error: {text}"
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Run the command line; return the exit status (0, 2 on any error, 130 on Ctrl-C)."""
     parser = _Parser(prog="python -m bbb_core", description="BBB Explorer, headless")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     _train_parser(sub)
@@ -217,13 +275,14 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args = parser.parse_args(argv)
         return {"train": _train, "bench": _bench}[args.command](args)
-    except SystemExit as stop:
-        if isinstance(stop.code, str):
-            print(stop.code, file=sys.stderr)
-            return 2
-        raise
-    except (ValueError, RuntimeError, OSError) as err:
-        print(f"error: {err}", file=sys.stderr)
+    except _UsageError as err:
+        print(f"error: {' '.join(str(err).split())}", file=sys.stderr)
+        return 2
+    except MemoryError:
+        print("error: out of memory: use a smaller network, batch or dataset", file=sys.stderr)
+        return 2
+    except Exception as err:  # a bad value, missing data, a diverged run, ...: never a traceback
+        print(_one_line(err), file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

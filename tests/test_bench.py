@@ -1,5 +1,6 @@
-"""The speed bench (`bbb_core.bench`, `python -m bbb_core bench`): it runs and reports in the shape
-issue 5 specifies. Speed itself is never asserted here: timings depend on the machine."""
+"""The speed bench (`bbb_core.bench`, `python -m bbb_core bench`): it runs and reports its rows in
+a fixed shape, and rejects options it cannot time. Speed itself is never asserted here:
+timings depend on the machine."""
 
 from __future__ import annotations
 
@@ -100,6 +101,58 @@ def test_options_pick_the_parts_sizes_and_precision(tmp_path):
     rows = result["train_step"]
     assert {(tuple(r["hidden"]), r["batch"]) for r in rows} == {((6,), 8), ((6,), 16)}
     assert sorted(r["model"] for r in rows) == sorted(bench.MODEL_NAMES * 2)
+
+
+BAD_OPTIONS = [  # (flags after `bench --quick`, what the one stderr line must start with)
+    (["--batch", "0"], "error: --batch must be an integer in [1, 100000]; got 0"),
+    (["--batch", "-3"], "error: --batch must be an integer in [1, 100000]; got -3"),
+    (["--batch", "8", "100001"], "error: --batch must be an integer in [1, 100000]; got 100001"),
+    (["--hidden", "0"], "error: --hidden must be an integer in [1, 4096]; got 0"),
+    (["--hidden", "-8", "8"], "error: --hidden must be an integer in [1, 4096]; got -8"),
+    (["--hidden", "30000", "30000"], "error: --hidden must be an integer in [1, 4096]"),
+    (["--hidden", *["8"] * 9], "error: --hidden must be a list of 1 to 8 layer widths"),
+    (["--batch", "100000", "--hidden", "4096"], "error: --batch must be small enough for"),
+    (["--parts", "nope"], "error: argument --parts: invalid choice"),
+    (["--batch", "ten"], "error: argument --batch: invalid int value"),
+]
+
+
+@pytest.mark.parametrize(("flags", "start"), BAD_OPTIONS, ids=[" ".join(f) for f, _ in BAD_OPTIONS])
+def test_options_it_cannot_time_exit_2_before_timing(capsys, flags, start):
+    assert main(["bench", "--quick", *flags]) == 2
+    captured = capsys.readouterr()
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(start), captured.err
+    assert captured.out == ""  # no table of meaningless timings
+
+
+def test_the_full_size_mlp_is_checked_with_mnist_inputs():
+    """784 inputs: 784-4096-4096-10 has 20.04 M weights, over the limit; 2 x 1200 is fine."""
+    sizes = bench.BenchSizes()
+    with pytest.raises(ValueError, match=r"^--hidden must be an MLP of at most 20000000 weights"):
+        bench.check_options("cpu", "off", "highest", (4096, 4096), None, ("predict",), sizes)
+    bench.check_options("cpu", "off", "highest", (1200, 1200), (128, 1024), ("toy",), sizes)
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "flag"),
+    [
+        ("device", "tpu", "--device"),
+        ("compile", "max-autotune", "--compile"),
+        ("matmul_precision", "low", "--matmul-precision"),
+        ("parts", (), "--parts"),
+        ("parts", ("toy", "nope"), "--parts"),
+        ("batches", (), "--batch"),
+        ("batches", (True,), "--batch"),
+        ("hidden", (), "--hidden"),
+    ],
+)
+def test_run_bench_rejects_options_by_flag(option, value, flag):
+    options = {"device": "cpu", "compile": "off", "matmul_precision": "highest"}
+    options |= {"hidden": None, "batches": None, "parts": bench.BENCH_PARTS}
+    options[option] = value
+    with pytest.raises(ValueError, match=rf"^{flag} must be "):
+        bench.check_options(**options, sizes=bench.QUICK)
 
 
 def test_train_step_goes_through_the_trainers_objective(monkeypatch):

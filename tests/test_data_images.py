@@ -1,10 +1,12 @@
-"""Tests for bbb_core.data.images: IDX parsing, the download path (offline), caching, the digits
-split, preprocessing and `make_image_dataset`. Nothing here touches the network."""
+"""Tests for bbb_core.data.images: IDX parsing, the download path (offline), caching, hostile cache
+files (empty splits, counts that differ, labels outside 0..9, gzip and zip bombs), the digits split,
+preprocessing and `make_image_dataset`. Nothing here touches the network."""
 
 from __future__ import annotations
 
 import gzip
 import hashlib
+import re
 import struct
 import urllib.request
 from dataclasses import replace
@@ -184,6 +186,88 @@ def test_npz_wrong_shape_or_garbage_is_a_clear_error(tmp_path):
     (tmp_path / "mnist.npz").write_bytes(b"not an npz file")
     with pytest.raises(ValueError, match="corrupt cache .*cannot be read"):
         images.load_mnist_arrays("mnist", tmp_path, download=False)
+
+
+def _empty(arrays, split):
+    arrays[f"x_{split}"] = arrays[f"x_{split}"][:0]
+    arrays[f"y_{split}"] = arrays[f"y_{split}"][:0]
+
+
+HOSTILE = [  # (how the arrays are broken, the array the error names, what it says)
+    (lambda a: _empty(a, "train"), "x_train", "holds 0 images, expected 1 to 100000"),
+    (lambda a: _empty(a, "test"), "x_test", "holds 0 images, expected 1 to 20000"),
+    (lambda a: a.update(y_train=a["y_train"][:-3]), "y_train", "expected 40 integer labels"),
+    (lambda a: a.update(y_test=np.tile(a["y_test"], 2)), "y_test", "expected 20 integer labels"),
+    (lambda a: a["y_train"].__setitem__(5, 10), "y_train", "labels outside 0..9"),
+    (lambda a: a["y_test"].__setitem__(0, 255), "y_test", "labels outside 0..9"),
+    (lambda a: a.update(y_test=a["y_test"].astype(np.int8) - 1), "y_test", "outside 0..9"),
+    (lambda a: a.update(y_train=a["y_train"] * 0.5), "y_train", "integer labels"),
+]
+HOSTILE_IDS = ["empty-train", "empty-test", "short", "long", "label-10", "label-255", "-1", "float"]
+
+
+@pytest.mark.parametrize(("mangle", "key", "message"), HOSTILE, ids=HOSTILE_IDS)
+def test_a_hostile_npz_cache_is_rejected_naming_it(tmp_path, mangle, key, message):
+    arrays = fake_mnist()
+    mangle(arrays)
+    np.savez(tmp_path / "mnist.npz", **arrays)
+    path = re.escape(str(tmp_path / "mnist.npz"))
+    with pytest.raises(ValueError, match=rf"^corrupt data {path}: {key} .*{re.escape(message)}"):
+        images.load_mnist_arrays("mnist", tmp_path, download=False)
+
+
+IDX_TYPE = {np.dtype(np.uint8): 0x08, np.dtype(np.int8): 0x09, np.dtype(np.float64): 0x0E}
+
+
+@pytest.mark.parametrize(("mangle", "key", "message"), HOSTILE, ids=HOSTILE_IDS)
+def test_hostile_idx_files_are_rejected_naming_the_file(tmp_path, mangle, key, message):
+    arrays = fake_mnist()
+    mangle(arrays)
+    folder = tmp_path / "fashion_mnist"
+    folder.mkdir()
+    for filename, k in zip(images.IDX_FILES, images.NPZ_KEYS, strict=True):
+        array = arrays[k].astype(arrays[k].dtype.newbyteorder(">"))
+        write_idx(folder / filename, array, IDX_TYPE[arrays[k].dtype])
+    path = folder / images.IDX_FILES[images.NPZ_KEYS.index(key)]
+    pattern = rf"^corrupt data {re.escape(str(path))}: {key} .*{re.escape(message)}"
+    with pytest.raises(ValueError, match=pattern):
+        images.load_mnist_arrays("fashion_mnist", tmp_path, download=False)
+    assert not (tmp_path / "fashion_mnist.npz").exists()  # nothing bad is cached
+
+
+def test_more_images_than_allowed_is_rejected(tmp_path, monkeypatch):
+    monkeypatch.setitem(images.MAX_IMAGES, "test", 19)
+    np.savez(tmp_path / "mnist.npz", **fake_mnist(n_test=20))
+    with pytest.raises(ValueError, match=r"mnist.npz: x_test holds 20 images, expected 1 to 19"):
+        images.load_mnist_arrays("mnist", tmp_path, download=False)
+
+
+def test_a_gzip_bomb_is_not_unpacked(tmp_path, monkeypatch):
+    """A small .gz that unpacks past MAX_CACHE_BYTES stops there, named, not out of memory."""
+    data = np.zeros((40, 28, 28), dtype=np.uint8)  # 31,376 bytes: gzip packs them into ~100
+    path = write_idx(tmp_path / "train-images-idx3-ubyte.gz", data)
+    assert path.stat().st_size < 1000
+    monkeypatch.setattr(images, "MAX_CACHE_BYTES", 10_000)
+    with pytest.raises(ValueError, match=rf"^corrupt IDX file {re.escape(str(path))}: more than"):
+        images.read_idx(path)
+    plain = write_idx(tmp_path / "train-images-idx3-ubyte", data)
+    with pytest.raises(ValueError, match=rf"^corrupt IDX file {re.escape(str(plain))}: more than"):
+        images.read_idx(plain)
+
+
+def test_a_zip_bomb_npz_is_not_unpacked(tmp_path, monkeypatch):
+    np.savez_compressed(tmp_path / "mnist.npz", **fake_mnist(n_train=200))  # ~190 kB unpacked
+    monkeypatch.setattr(images, "MAX_CACHE_BYTES", 100_000)
+    with pytest.raises(ValueError, match=r"^corrupt cache .*mnist.npz: .*unpacks to \d+ bytes"):
+        images.load_mnist_arrays("mnist", tmp_path, download=False)
+
+
+def test_idx_dimensions_whose_product_overflows_int64(tmp_path):
+    """2^22 x 2^21 x 2^21 = 2^64 bytes, 0 in int64: the header claims 0 bytes of data."""
+    path = tmp_path / "t10k-images-idx3-ubyte"
+    path.write_bytes(struct.pack(">BBBB3I", 0, 0, 0x08, 3, 2**22, 2**21, 2**21))
+    with pytest.raises(ValueError, match=rf"corrupt IDX file {re.escape(str(path))}: .*{2**64}"):
+        images.read_idx(path)
 
 
 # --- load_mnist_arrays: the download path, offline ----------------------------------------------

@@ -9,6 +9,9 @@ dict of out-of-distribution sets (`bbb_core.data.ood`) preprocessed like the tes
   recognition", 1998) and Fashion-MNIST (Xiao, Rasul & Vollgraf, arXiv:1708.07747, 2017): 28x28
   uint8 images, read from `<data_dir>/<name>.npz` if present, else from the four IDX files in
   `<data_dir>/<name>/`, downloaded (md5-checked) when missing. The IDX load is cached as the npz.
+  Files on disk are not trusted: an npz or IDX file that is not what it claims, unpacks to more
+  than MAX_CACHE_BYTES, has an empty split or one over MAX_IMAGES, image and label counts that
+  differ, or labels outside 0..9 raises a ValueError naming the file.
 
 Three pixel scalings (`preprocess`): "unit" x / 255; "paper" x / 126, as in Blundell, Cornebise,
 Kavukcuoglu & Wierstra, "Weight Uncertainty in Neural Networks", ICML 2015; "standardize"
@@ -21,11 +24,13 @@ import gzip
 import hashlib
 import http.client
 import logging
+import math
 import os
 import shutil
 import tempfile
 import urllib.request
 import warnings
+import zipfile
 import zlib
 from pathlib import Path
 
@@ -72,6 +77,13 @@ NPZ_KEYS = ("x_train", "y_train", "x_test", "y_test")
 IMAGE_SIDE = 28  # MNIST and Fashion-MNIST images are 28 x 28
 N_CLASSES = 10
 N_OOD = 1000  # images per OOD set (fewer if the test set is smaller)
+# Images a cache may hold: at least one per split; at most 100,000 training images (the largest
+# data.n_train) and 20,000 test images (the predictive keeps samples x test images x classes
+# floats; MNIST has 60,000 and 10,000)
+MAX_IMAGES = {"train": 100_000, "test": 20_000}
+# Bytes an IDX file may unpack to, and an npz cache may hold unpacked: room for the largest
+# allowed split (100,000 x 28 x 28 = 78 MB) and its labels; a gzip or zip "bomb" stops here
+MAX_CACHE_BYTES = 128 << 20
 
 # IDX type byte -> big-endian numpy dtype (http://yann.lecun.com/exdb/mnist/, "IDX file format")
 _IDX_DTYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
@@ -105,15 +117,24 @@ def read_idx(path: str | Path) -> np.ndarray:
     """Read an IDX file (gzipped or plain) into a native-endian numpy array.
 
     Raises ValueError "corrupt IDX file <path>: ..." when the magic number, the dimensions or
-    the data size are wrong, or the gzip stream is broken.
+    the data size are wrong, the gzip stream is broken, or the data is over MAX_CACHE_BYTES.
     """
     path = Path(path)
-    raw = path.read_bytes()
-    if raw[:2] == b"\x1f\x8b":
+    with open(path, "rb") as f:
+        gzipped = f.read(2) == b"\x1f\x8b"
+    too_big = f"corrupt IDX file {path}: more than {MAX_CACHE_BYTES} bytes of data"
+    if gzipped:
         try:
-            raw = gzip.decompress(raw)
+            with gzip.open(path, "rb") as f:
+                raw = f.read(MAX_CACHE_BYTES + 1)  # never unpacks more than this
         except (OSError, EOFError, zlib.error) as exc:
             raise ValueError(f"corrupt IDX file {path}: bad gzip data ({exc})") from exc
+    elif path.stat().st_size > MAX_CACHE_BYTES:
+        raise ValueError(too_big)
+    else:
+        raw = path.read_bytes()
+    if len(raw) > MAX_CACHE_BYTES:
+        raise ValueError(too_big)
     if len(raw) < 4 or raw[:2] != b"\x00\x00" or raw[2] not in _IDX_DTYPES or raw[3] == 0:
         raise ValueError(f"corrupt IDX file {path}: bad magic number {raw[:4].hex() or 'none'}")
     ndim, dtype = raw[3], np.dtype(_IDX_DTYPES[raw[2]])
@@ -121,7 +142,7 @@ def read_idx(path: str | Path) -> np.ndarray:
     if len(raw) < header:
         raise ValueError(f"corrupt IDX file {path}: header shorter than its {ndim} dimensions")
     dims = tuple(int(d) for d in np.frombuffer(raw, ">u4", count=ndim, offset=4))
-    expected = int(np.prod(dims, dtype=np.int64)) * dtype.itemsize
+    expected = math.prod(dims) * dtype.itemsize  # Python ints: no int64 wrap-around
     if len(raw) - header != expected:
         raise ValueError(
             f"corrupt IDX file {path}: dimensions {dims} need {expected} data bytes, "
@@ -191,27 +212,37 @@ def _idx_path(folder: Path, filename: str) -> Path | None:
     return None
 
 
-def _check_arrays(arrays: dict[str, np.ndarray], source: Path) -> None:
-    """Raise ValueError unless the arrays are uint8 images (N, 28, 28) and N labels in 0..9."""
+def _check_arrays(arrays: dict[str, np.ndarray], sources: Path | dict[str, Path]) -> None:
+    """Raise ValueError naming the file unless each split holds 1 to MAX_IMAGES uint8 images
+    (N, 28, 28) and N integer labels in 0..9. `sources`: one file (the npz) or each array's."""
     for split in ("train", "test"):
         x, y = arrays[f"x_{split}"], arrays[f"y_{split}"]
-        problem = None
+        problem, bad = None, f"x_{split}"
         if x.dtype != np.uint8 or x.shape[1:] != (IMAGE_SIDE, IMAGE_SIDE) or x.ndim != 3:
             problem = f"x_{split} is {x.dtype} {x.shape}, expected uint8 (N, 28, 28)"
-        elif y.ndim != 1 or len(y) != len(x) or not np.issubdtype(y.dtype, np.integer):
-            problem = f"y_{split} is {y.dtype} {y.shape}, expected {len(x)} integer labels"
-        elif len(y) and (y.min() < 0 or y.max() >= N_CLASSES):
-            problem = f"y_{split} has labels outside 0..{N_CLASSES - 1}"
+        elif not 1 <= len(x) <= MAX_IMAGES[split]:
+            problem = f"x_{split} holds {len(x)} images, expected 1 to {MAX_IMAGES[split]}"
+        else:
+            bad = f"y_{split}"
+            if y.ndim != 1 or len(y) != len(x) or not np.issubdtype(y.dtype, np.integer):
+                problem = f"y_{split} is {y.dtype} {y.shape}, expected {len(x)} integer labels"
+            elif y.min() < 0 or y.max() >= N_CLASSES:
+                problem = f"y_{split} has labels outside 0..{N_CLASSES - 1}"
         if problem:
+            source = sources if isinstance(sources, Path) else sources[bad]
             raise ValueError(f"corrupt data {source}: {problem}")
 
 
 def _load_npz(path: Path) -> dict[str, np.ndarray]:
     hint = "; delete it to rebuild it from the IDX files"
     try:
-        with np.load(path) as z:
+        with zipfile.ZipFile(path) as archive:  # an npz is a zip of .npy files
+            unpacked = sum(info.file_size for info in archive.infolist())
+        if unpacked > MAX_CACHE_BYTES:
+            raise ValueError(f"it unpacks to {unpacked} bytes, more than {MAX_CACHE_BYTES}")
+        with np.load(path, allow_pickle=False) as z:
             arrays = {k: z[k] for k in NPZ_KEYS if k in z.files}
-    except Exception as exc:  # not a zip, truncated, pickled, a bare .npy, ...
+    except Exception as exc:  # not a zip, truncated, pickled, too big, ...
         raise ValueError(f"corrupt cache {path}: cannot be read as .npz ({exc}){hint}") from exc
     missing = [k for k in NPZ_KEYS if k not in arrays]
     if missing:
@@ -255,7 +286,8 @@ def load_mnist_arrays(
 
     Raises:
         DataUnavailableError: files missing and `download` is False or every mirror failed.
-        ValueError: a corrupt npz or IDX file, or a download whose md5 does not match.
+        ValueError: a corrupt npz or IDX file (see the module docstring), or a download whose
+            md5 does not match.
     """
     if name not in MIRRORS:
         raise ValueError(f"name must be one of {tuple(MIRRORS)}; got {name!r}")
@@ -271,9 +303,9 @@ def load_mnist_arrays(
             raise DataUnavailableError(_instructions(name, root, reason))
         for filename in missing:
             _download(name, filename, root)
-        found = [read_idx(_idx_path(folder, f)) for f in IDX_FILES]
-        arrays = dict(zip(NPZ_KEYS, found, strict=True))
-        _check_arrays(arrays, folder)
+        paths = {key: _idx_path(folder, f) for key, f in zip(NPZ_KEYS, IDX_FILES, strict=True)}
+        arrays = {key: read_idx(p) for key, p in paths.items()}
+        _check_arrays(arrays, paths)
         _save_npz(npz, arrays)
     return (
         arrays["x_train"],
