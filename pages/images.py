@@ -9,6 +9,7 @@ pruning by signal-to-noise ratio (Blundell et al., ICML 2015, Table 2). All comp
 
 from __future__ import annotations
 
+import logging
 from dataclasses import replace
 
 import pandas as pd
@@ -17,7 +18,7 @@ import torch
 
 from bbb_core import RunConfig, Trainer, TrainingDiverged, default_config
 from bbb_core.config import PRIORS
-from bbb_core.data.images import DataUnavailableError
+from bbb_core.data.images import IDX_FILES, DataUnavailableError
 from bbb_core.image_analysis import (
     PRUNING_METHODS,
     analyse,
@@ -39,28 +40,32 @@ from bbb_core.plots import (
     rotation_figure,
     uncertainty_histogram,
 )
+from bbb_core.rng import derive_seed
 from ui import live, routing
+from ui.params import MAX_HIDDEN_CHARS, hidden_rule, parse_hidden
 from ui.widgets import PRIOR_LABELS, friendly_error
 
+LOG = logging.getLogger("bbb_explorer.images")  # the details behind the page's short errors
 PAGE = "images"
 RUN_KEY = "images_run"  # st.session_state: this session's trained models and their analysis
 DATASETS = {"digits": "8x8 digits (bundled)", "mnist": "MNIST", "fashion_mnist": "Fashion-MNIST"}
 ARCHS = {"mlp": "MLP", "cnn": "CNN (Bayesian convolutions)"}
+HIDDEN_LABELS = {"mlp": "Hidden units", "cnn": "Channels per convolution"}
+MAX_UNITS = {"mlp": 2048, "cnn": 128}  # widest layer, most channels: a run fits in memory
 CNN_CHANNELS = (16, 32)
 SCORES = {"entropy": "entropy", "mutual_info": "mutual information"}
 PRUNE_FRACTIONS = [0.0, 0.5, 0.75, 0.9, 0.95, 0.98, 0.99]
 ROTATION_STEP = 10  # degrees between the angles of the rotation sweep
 SWEEPS_KEPT = 8  # rotation sweeps remembered per run
+ANALYSIS_STREAM = 3  # the sub-stream of the run's seed that the analysis draws from
 
 
-def _widths(text: str) -> tuple[int, ...]:
+def _widths(text: str, arch: str) -> tuple[int, ...]:
+    """The widths (or channels) typed for `arch`; ValueError names the box and the bounds."""
     try:
-        widths = tuple(int(w) for w in text.replace(",", " ").split())
-    except ValueError:
-        widths = ()
-    if not widths or min(widths) < 1:
-        raise ValueError(f"hidden sizes: write positive integers such as 128, 128 (got {text!r})")
-    return widths
+        return parse_hidden(text, max_width=MAX_UNITS[arch])
+    except ValueError as err:
+        raise ValueError(f"{HIDDEN_LABELS[arch]}: {err}") from None
 
 
 def settings() -> tuple[RunConfig, list[str]]:
@@ -71,9 +76,11 @@ def settings() -> tuple[RunConfig, list[str]]:
         arch = st.radio("Network", list(ARCHS), format_func=ARCHS.get, key="img_arch")
         hidden_default = base.model.hidden if arch == "mlp" else CNN_CHANNELS
         hidden = st.text_input(
-            "Hidden units" if arch == "mlp" else "Channels per convolution",
+            HIDDEN_LABELS[arch],
             ", ".join(map(str, hidden_default)),
+            max_chars=MAX_HIDDEN_CHARS,
             key=f"img_hidden_{name}_{arch}",
+            help=f"Write {hidden_rule(MAX_UNITS[arch])}.",
         )
         prior = st.selectbox(
             "Prior",
@@ -102,7 +109,7 @@ def settings() -> tuple[RunConfig, list[str]]:
     cfg = replace(
         base,
         prior=replace(base.prior, family=prior),
-        model=replace(base.model, arch=arch, hidden=_widths(hidden)),
+        model=replace(base.model, arch=arch, hidden=_widths(hidden, arch)),
         train=replace(base.train, kl_weight=kl_weight, epochs=int(epochs), pred_samples=samples),
     )
     return cfg.validate(), ["bbb", "standard", *extra]
@@ -121,7 +128,13 @@ def train_models(cfg: RunConfig, kinds: list[str], dataset) -> dict:
             bar.progress(done / total, text=text)
         models[kind], seconds[kind] = trainer.model, trainer.seconds
     bar.progress(1.0, text="Evaluating on the test set and every OOD set ...")
-    analysis = analyse(models, dataset, cfg.train.pred_samples, cfg.data.ood or "gaussian_noise")
+    analysis = analyse(
+        models,
+        dataset,
+        cfg.train.pred_samples,
+        cfg.data.ood or "gaussian_noise",
+        rng=derive_seed(cfg.seed, ANALYSIS_STREAM),
+    )
     pruning = pruning_curves(models["bbb"], dataset, PRUNE_FRACTIONS)
     bar.empty()
     return {
@@ -222,7 +235,14 @@ def _sweeps(run: dict, index: int, dataset) -> dict:
         samples = run["config"].train.pred_samples
         image = dataset.x_test[index]
         cache[index] = {
-            k: rotation_sweep(run["models"][k], image, angles, samples, bg)
+            k: rotation_sweep(
+                run["models"][k],
+                image,
+                angles,
+                samples,
+                bg,
+                rng=derive_seed(run["config"].seed, ANALYSIS_STREAM, index),
+            )
             for k in ("bbb", "standard")
         }
         while len(cache) > SWEEPS_KEPT:
@@ -290,6 +310,20 @@ def show_pruning(run: dict) -> None:
         st.dataframe(table, width="stretch")
 
 
+def _training_stopped(err: Exception) -> None:
+    """A short message on the page; the details (a traceback if unexpected) in the server's log."""
+    if isinstance(err, TrainingDiverged):  # its message says what to change
+        LOG.warning("training diverged: %s", err)
+        st.error(f"Training stopped: {err}", icon=":material/error:")
+        return
+    LOG.exception("training failed")
+    st.error(
+        "Training stopped by an internal error (the server's log has the details). "
+        "Try fewer units or epochs, or other settings.",
+        icon=":material/error:",
+    )
+
+
 def main() -> None:
     routing.require_router()
     st.title("Images: does the network know what it hasn't seen?")
@@ -306,11 +340,20 @@ def main() -> None:
     try:
         dataset = live.cached_dataset(cfg)
     except DataUnavailableError as err:
-        st.error(f"{DATASETS[cfg.data.name]} is not on this machine and could not be downloaded.")
-        st.code(str(err), language=None)
+        LOG.warning("%s is unavailable: %s", cfg.data.name, err)
+        st.error(
+            f"{DATASETS[cfg.data.name]} is not on this machine and could not be downloaded. "
+            "Put its four files in the data folder (`BBB_DATA_DIR`; the server's log names it) "
+            "and reload the page, or choose the 8x8 digits."
+        )
+        st.code("\n".join(IDX_FILES), language=None)
         return
-    except (ValueError, OSError) as err:
-        st.error(f"Could not load {DATASETS[cfg.data.name]}: {err}")
+    except (ValueError, OSError):
+        LOG.exception("could not load %s", cfg.data.name)
+        st.error(
+            f"Could not load {DATASETS[cfg.data.name]}: its files are damaged or unreadable "
+            "(the server's log says which). Choose another dataset."
+        )
         return
     if cfg.data.name != "digits" and not torch.cuda.is_available():
         st.caption(
@@ -321,7 +364,7 @@ def main() -> None:
         try:
             st.session_state[RUN_KEY] = train_models(cfg, kinds, dataset)
         except (TrainingDiverged, ValueError, RuntimeError) as err:
-            st.error(f"Training stopped: {err}")
+            _training_stopped(err)
             return
     run = st.session_state.get(RUN_KEY)
     if run is None or run["config"].data != cfg.data:

@@ -1,9 +1,11 @@
 """Shared AppTest helpers for the live pages' tests: open a page with URL parameters, rerun it
-asserting no exception, and read a chart's plotly figure by its key."""
+asserting no exception, read a chart's plotly figure by its key, and check that a message shows a
+link's text only as inert code spans."""
 
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 from streamlit.testing.v1 import AppTest
@@ -31,3 +33,15 @@ def chart(at: AppTest, page: str, name: str) -> dict:
         if f"-{page}-{name}-" in element.proto.id + "-":
             return json.loads(element.proto.spec)
     raise AssertionError(f"no chart {name}: {[c.proto.id for c in at.get('plotly_chart')]}")
+
+
+def assert_inert(markdown: str, *from_link: str) -> None:
+    """Outside its code spans (where Streamlit's Markdown shows text as it is), `markdown` holds
+    no image, link, HTML, icon, colour or formula syntax and none of the strings `from_link`."""
+    assert markdown.count("`") % 2 == 0, markdown
+    prose = re.sub(r"`[^`]*`", "", markdown)
+    for part in ("![", "](", "<", ">", "http", "$", *from_link):
+        assert part not in prose, (part, markdown)
+    assert not re.search(r":\S", prose), markdown  # no :icon:, :colour[...] or scheme:
+    for span in re.findall(r"`([^`]*)`", markdown):
+        assert span.isprintable(), span

@@ -10,7 +10,7 @@ import json
 import pytest
 
 pytest.importorskip("streamlit")
-from app_helpers import chart, open_page  # noqa: E402
+from app_helpers import assert_inert, chart, open_page  # noqa: E402
 from app_helpers import run as _run  # noqa: E402
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
@@ -84,6 +84,22 @@ def test_a_link_reproduces_the_settings():
     assert cfg.data.name == "xor" and cfg.train.kl_weight == 0.1 and cfg.seed == 2
     assert cfg.model.hidden == (16, 16) and cfg.train.pred_samples == 20
     assert not at.warning
+
+
+def test_a_hostile_link_falls_back_with_inert_notices():
+    at = _page(
+        data="[moons](http://127.0.0.1:9/x)",
+        epochs="inf",
+        seed="1e400",
+        hidden="9" * 100_000,
+        act="<b>relu</b>",
+    )
+    assert not at.exception and len(at.warning) == 1
+    text = at.warning[0].value
+    assert_inert(text, "moons](", "<b>")
+    assert "`epochs='inf'`: expected a whole number in [1, 20000]" in text
+    cfg = at.session_state["live_run"].cfg
+    assert cfg.data.name == "moons" and cfg.seed == 0 and cfg.model.activation == "relu"
 
 
 def test_a_finished_run_shows_classification_metrics():

@@ -1,5 +1,8 @@
-"""The router and home page (`app.py`) through Streamlit's AppTest."""
+"""The router and home page (`app.py`) through Streamlit's AppTest, and the app's Streamlit
+settings (`.streamlit/config.toml`): visitors never see a traceback."""
 
+import re
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -40,3 +43,25 @@ def test_the_router_runs_the_regression_page():
     assert not at.exception, at.exception
     assert at.title[0].value.startswith("Regression")
     assert len(at.get("plotly_chart")) == 3
+
+
+def test_every_streamlit_setting_says_why():
+    lines = (ROOT / ".streamlit" / "config.toml").read_text().splitlines()
+    for i, line in enumerate(lines):
+        if re.match(r"\s*\w+\s*=", line):
+            assert lines[i - 1].lstrip().startswith("#"), f"no comment above {line!r}"
+
+
+def test_visitors_see_no_traceback_and_the_log_keeps_it(monkeypatch, capfd):
+    from streamlit import config
+
+    settings = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text())
+    assert settings["client"]["showErrorDetails"] == config.ShowErrorDetailsConfigOptions.NONE
+    monkeypatch.chdir(ROOT)  # Streamlit reads .streamlit/config.toml from the working directory
+    config.get_config_options(force_reparse=True)
+    at = AppTest.from_string("raise RuntimeError('details at /srv/bbb/secret.py')")
+    at.run()
+    shown = at.exception[0]
+    assert "secret" not in shown.message and "RuntimeError" not in shown.message
+    assert not shown.stack_trace
+    assert "details at /srv/bbb/secret.py" in capfd.readouterr().err

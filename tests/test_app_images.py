@@ -1,4 +1,5 @@
-"""The images page through Streamlit's AppTest: defaults, a short training run, the charts."""
+"""The images page through Streamlit's AppTest: defaults, a short training run, the charts, and
+short messages (no server paths) for bad widths and missing data."""
 
 from pathlib import Path
 
@@ -75,11 +76,29 @@ def test_bad_hidden_sizes_give_a_short_message():
     at.text_input(key="img_hidden_digits_mlp").set_value("128, zero")
     at.run()
     assert not at.exception
-    assert at.error and "hidden sizes" in at.error[0].value.lower()
+    assert at.error[0].value.startswith("Hidden units: write 1 to 4 layer widths")
+    assert "(got `'128, zero'`)" in at.error[0].value
     assert not at.get("plotly_chart")
 
 
-def test_missing_mnist_shows_where_to_put_the_files(tmp_path, monkeypatch):
+@pytest.mark.parametrize(
+    "arch, text, bound",
+    [("mlp", "30000, 30000", 2048), ("cnn", "16, 512", 128), ("mlp", "8, 8, 8, 8, 8", 2048)],
+)
+def test_hidden_sizes_are_bounded_and_the_message_names_the_bound(arch, text, bound):
+    at = _page()
+    if arch == "cnn":
+        at.radio(key="img_arch").set_value("cnn")
+        at.run()
+    at.text_input(key=f"img_hidden_digits_{arch}").set_value(text)
+    at.run()
+    assert not at.exception, at.exception
+    assert f"1 to 4 layer widths between 1 and {bound}" in at.error[0].value
+    assert at.error[0].value.endswith("Change it in the sidebar.")
+    assert at.text_input(key=f"img_hidden_digits_{arch}").proto.max_chars == 64
+
+
+def test_missing_mnist_shows_where_to_put_the_files(tmp_path, monkeypatch, caplog):
     monkeypatch.setenv("BBB_DATA_DIR", str(tmp_path))
     import bbb_core.data.images as images
 
@@ -91,8 +110,11 @@ def test_missing_mnist_shows_where_to_put_the_files(tmp_path, monkeypatch):
     at.selectbox(key="img_dataset").set_value("fashion_mnist")
     at.run()
     assert not at.exception, at.exception
-    assert at.error and "Fashion-MNIST" in at.error[0].value
+    assert at.error and "Fashion-MNIST is not on this machine" in at.error[0].value
     assert "train-images-idx3-ubyte" in at.code[0].value
+    shown = " ".join(e.value for e in [*at.error, *at.code, *at.markdown, *at.caption])
+    assert str(tmp_path) not in shown and "offline (test)" not in shown
+    assert str(tmp_path) in caplog.text and "offline (test)" in caplog.text  # the server's log
 
 
 def test_the_cnn_trains_and_shows_the_rotation_explorer():

@@ -1,5 +1,5 @@
-"""The regression page through Streamlit's AppTest: defaults, moved widgets, presets, the URL,
-finishing a run, and errors shown as messages.
+"""The regression page through Streamlit's AppTest: defaults, moved widgets, presets, the URL
+(hostile links included), finishing a run, and errors shown as messages.
 
 AppTest runs the live `run_every` fragment once per `run()`, i.e. one training tick; tests that
 need a finished run use a few epochs and run until the status says so. The loop's step function
@@ -10,8 +10,10 @@ import json
 
 import pytest
 
+from ui import params
+
 pytest.importorskip("streamlit")
-from app_helpers import chart, open_page  # noqa: E402
+from app_helpers import assert_inert, chart, open_page  # noqa: E402
 from app_helpers import run as _run  # noqa: E402
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
@@ -111,6 +113,62 @@ def test_the_url_sets_the_widgets_and_bad_values_fall_back_with_a_notice():
     assert (cfg.train.kl_weight, cfg.train.epochs, cfg.seed) == (0.1, 20000, 4)
     assert cfg.prior.sigma == 1.0
     assert len(at.warning) == 1 and "sigma='oops'" in at.warning[0].value
+
+
+def test_a_markdown_injection_link_shows_inert_notices_and_the_url_is_cleaned():
+    link = {
+        "preset": "![x](http://127.0.0.1:9/pixel.png)",
+        "seed": "[Session expired: click here](http://127.0.0.1:9/login)",
+        "hidden": "<img src=x onerror=alert(1)>" * 4000,  # 112 KB
+        "x:red[y]": ":material/home: $x^2$",
+    }
+    at = _page(**link)
+    assert not at.exception and len(at.warning) == 1
+    text = at.warning[0].value
+    assert_inert(text, "pixel", "Session", "onerror", "material")
+    assert "`preset='![x](http://127.0.0.1:9/pixel.png)'` is not a preset" in text
+    assert "`hidden='<img src=x onerror=alert(1)>" in text and "112,000 characters" in text
+    assert len(text) < params.MAX_NOTICES * 300
+    cfg = at.session_state["live_run"].cfg
+    assert cfg.seed == 0 and cfg.model.hidden == (32, 32)
+    assert at.query_params["preset"] == "custom" and at.query_params["seed"] == "0"
+    assert "x:red[y]" not in at.query_params  # the page rewrote the URL with valid values only
+
+
+def test_infinite_and_huge_numbers_in_a_link_fall_back_with_notices():
+    at = _page(
+        epochs="inf",
+        n="1e400",
+        ensemble="-inf",
+        show_ensemble="1",
+        train_samples="Infinity",
+        pred_samples="inf",
+        warmup="inf",
+        schedule="warmup",
+        noise="nan",
+    )
+    assert not at.exception and len(at.warning) == 1
+    text = at.warning[0].value
+    for notice in (
+        "`epochs='inf'`: expected a whole number in [1, 20000]; using 600",
+        "`n='1e400'`: expected a whole number in [10, 2000]; using 200",
+        "`ensemble='-inf'`: expected a whole number in [2, 10]; using 5",
+        "`train_samples='Infinity'`: expected a whole number in [1, 16]; using 1",
+        "`pred_samples='inf'`: expected one of 1, 2, 3, 5, 10, 20, 30, 50, 100, 200, 500;",
+        "`warmup='inf'`: expected a whole number in [1, 5000]; using 10",
+        "`noise='nan'`: expected a number in [0, 20]; using 0.02",
+    ):
+        assert notice in text, notice
+    cfg = at.session_state["live_run"].cfg
+    assert (cfg.train.epochs, cfg.data.n_train, cfg.model.ensemble_size) == (600, 200, 5)
+    assert cfg.train.kl_schedule == "warmup" and cfg.train.warmup_epochs == 10
+
+
+def test_a_huge_seed_falls_back_with_a_short_notice():
+    at = _page(seed="9" * 5000)
+    assert not at.exception and at.session_state["live_run"].cfg.seed == 0
+    assert "5,000 characters is too long" in at.warning[0].value
+    assert len(at.warning[0].value) < 300
 
 
 def test_the_link_notice_stays_after_the_run_finishes_until_a_setting_changes():

@@ -3,8 +3,9 @@ through the system's Chromium.
 
 Every page is visited; on the live pages the test waits for training to finish, moves the KL
 weight slider, waits for the charts to change and training to finish again, and checks that no
-exception is shown. Screenshots go to artifacts/screenshots/ and, with BBB_UPDATE_SCREENSHOTS=1,
-to docs/ for the README.
+exception is shown. A link written to inject Markdown (an image, a link, HTML, a long value, an
+infinite number) must show its values as inert text in a bounded notice. Screenshots go to
+artifacts/screenshots/ and, with BBB_UPDATE_SCREENSHOTS=1, to docs/ for the README.
 
 Without /usr/bin/chromium the test is skipped, except in CI (CI=true), where it fails. Never
 `playwright install`: the system's Chromium is used.
@@ -14,10 +15,12 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from urllib.parse import quote, urlencode
 
 import pytest
 
 from ui.bench import CHROMIUM, VIEWPORT, launch_browser, serve, wait_finished
+from ui.params import MAX_NOTICES
 
 pytestmark = pytest.mark.browser
 
@@ -26,6 +29,13 @@ SHOTS = ROOT / "artifacts" / "screenshots"
 DOCS = ROOT / "docs"
 TIMEOUT_MS = 60_000  # generous: other processes may share the CPU
 SLIDER_EPOCHS = 150  # the retraining after the slider moves is kept short
+ATTACKER = "127.0.0.1:9"  # a host in the hostile link (nothing listens on port 9)
+HOSTILE_LINK = {
+    "preset": f"![x](http://{ATTACKER}/pixel.png)",
+    "seed": f"[Session expired: click here](http://{ATTACKER}/login)",
+    "epochs": "inf",
+    "hidden": f"<img src=x onerror=alert(1)><a href=http://{ATTACKER}/a>a</a>" * 250,
+}
 
 # A short signature of a chart's data (plotly keeps the traces on the graph div as `data`).
 SIGNATURE_JS = """(selector) => {
@@ -199,3 +209,34 @@ def test_images_page_trains_and_shows_its_charts(app_url, page):
         assert page.locator(f".st-key-{key} .js-plotly-plot").count() == 1, key
     page.wait_for_timeout(800)
     _screenshot(page, "images", docs=False)
+
+
+def test_a_hostile_link_shows_inert_bounded_notices(app_url, page):
+    requests: list[str] = []
+
+    def record(request) -> None:
+        requests.append(request.url)
+
+    page.on("request", record)
+    try:
+        page.goto(f"{app_url}/regression?{urlencode(HOSTILE_LINK, quote_via=quote)}")
+        notice = page.locator("[data-testid='stAlert']").filter(has_text="were not valid")
+        notice.wait_for()
+        page.wait_for_timeout(500)  # an injected image would have started loading by now
+        _no_exception(page)
+        sources = page.locator("img").evaluate_all("es => es.map(e => e.getAttribute('src'))")
+        assert not any(s == "x" or ATTACKER in (s or "") for s in sources), sources
+        links = page.locator("a").evaluate_all("es => es.map(e => e.getAttribute('href'))")
+        assert not any(ATTACKER in (h or "") for h in links), links
+        assert page.locator("[onerror]").count() == 0
+        assert not any(ATTACKER in url for url in requests), requests
+        text = notice.inner_text()
+        assert "epochs='inf': expected a whole number in [1, 20000]; using 600" in text
+        assert "[Session expired: click here](http://127.0.0.1:9/login)" in text  # as typed
+        assert "15,500 characters is too long" in text
+        assert len(text) < 300 * MAX_NOTICES
+        page.wait_for_function("() => location.search.includes('epochs=600')")  # rewritten
+        search = page.evaluate("location.search")
+        assert not any(part in search for part in ("127.0.0.1", "img", "Session", "inf")), search
+    finally:
+        page.remove_listener("request", record)

@@ -1,8 +1,11 @@
-"""Widget values <-> RunConfig <-> URL (`ui.params`), the presets (`ui.presets`) and the
-downloads (`ui.exports`), without Streamlit running."""
+"""Widget values <-> RunConfig <-> URL (`ui.params`), links written by anyone (hostile values
+fall back with inert, bounded notices), the presets (`ui.presets`) and the downloads
+(`ui.exports`), without Streamlit running."""
 
 import json
 import math
+import re
+import time
 from dataclasses import replace
 
 import pytest
@@ -12,7 +15,7 @@ from bbb_core.config import CLASSIFICATION_DATASETS, REGRESSION_DATASETS
 from ui import exports, live, params
 from ui.presets import PRESETS, presets_for
 
-ISSUE_PRESETS = {
+STORY_PRESETS = {
     "no KL: overconfident",
     "KL weight too high: underfit",
     "prior too narrow",
@@ -74,8 +77,9 @@ def test_invalid_url_values_fall_back_to_defaults_with_notices():
     assert values["kl"] == defaults["kl"] and values["seed"] == 0 and values["epochs"] == 50
     assert values["hidden"] == "32, 32" and values["sigma"] == 1.0
     assert len(notices) == 5
-    assert any(n.startswith("kl='banana'") for n in notices)
-    assert any("bogus" in n for n in notices)
+    assert "`kl='banana'`: expected one of 0, 0.001, " in notices[0]
+    assert notices[-1] == "`bogus='1'` is not a setting; ignored"
+    assert notices[1] == "`seed='-3'`: expected a whole number in [0, 2147483647]; using 0"
 
 
 def test_a_dataset_of_another_page_falls_back_with_a_notice():
@@ -105,10 +109,169 @@ def test_parse_hidden(text, widths):
     assert params.parse_hidden(text) == widths
 
 
-@pytest.mark.parametrize("text", ["", "a,b", "0", "32,32,32,32,32", "5000", "16, x", "1.5"])
+@pytest.mark.parametrize(
+    "text", ["", "a,b", "0", "32,32,32,32,32", "5000", "16, x", "1.5", "١٢", "1_0", "+8", "1e3"]
+)
 def test_parse_hidden_rejects_with_the_rule(text):
-    with pytest.raises(ValueError, match="layer widths"):
+    with pytest.raises(ValueError, match="layer widths between 1 and 1024"):
         params.parse_hidden(text)
+
+
+def test_parse_hidden_takes_a_wider_bound_and_names_it():
+    assert params.parse_hidden("1200, 1200", max_width=2048) == (1200, 1200)
+    with pytest.raises(ValueError, match="between 1 and 2048") as err:
+        params.parse_hidden("30000, 30000", max_width=2048)
+    assert "(got `'30000, 30000'`)" in str(err.value)
+
+
+def test_parse_hidden_rejects_a_long_text_before_any_regex_work(monkeypatch):
+    def no_regex(*args, **kwargs):
+        raise AssertionError("a regex ran on an over-long text")
+
+    monkeypatch.setattr(params.re, "split", no_regex)
+    text = "32, " * 25_000  # 100,000 characters
+    with pytest.raises(ValueError, match=r"layer widths .*\(got 100,000 characters\)"):
+        params.parse_hidden(text)
+
+
+def test_plain_decimal_numbers_are_read():
+    query = {"epochs": "1e3", "seed": " 7 ", "n": "300.0", "noise": ".5", "pred_samples": "2e1"}
+    values, notices = params.read_url(query, "regression", REGRESSION_DATASETS)
+    assert notices == []
+    assert (values["epochs"], values["seed"], values["n"]) == (1000, 7, 300)
+    assert values["noise"] == 0.5 and values["pred_samples"] == 20
+
+
+# --- links written by anyone ----------------------------------------------------------------------
+
+NOTICE_CHARS = 300  # the longest notice: an echoed key and value plus the widest list of options
+HOSTILE = (  # each is invalid for every parameter
+    "inf",
+    "-inf",
+    "nan",
+    "Infinity",
+    "1e400",
+    "-1e400",
+    "9" * 5000,
+    "0x10",
+    "1_000",
+    "١٢",
+    "",
+    " ",
+    "![x](http://127.0.0.1:9/pixel.png)",
+    "[Session expired: click here](http://127.0.0.1:9/login)",
+    "<img src=x onerror=alert(1)>",
+    ":material/home: :red[Alert] :smile: $x^2$ `code` **bold** www.example.com a@b.cd",
+    "\x00\x1b[31m\n\u202e\u200b",
+    "![x](http://127.0.0.1:9/pixel.png)" * 3000,
+    "x" * 100_000,
+)
+FROM_THE_LINK = ("pixel", "login", "Session", "onerror", "material", "Alert", "smile", "x^2")
+FROM_THE_LINK += ("code", "bold", "example", "b.cd")
+CODE_SPAN = re.compile(r"`([^`]*)`")
+
+
+def _assert_inert(notice: str) -> None:
+    """The link's text is only in code spans (printable, cut to the echo bound); outside them
+    nothing Markdown, HTML or the link's would act on."""
+    assert len(notice) <= NOTICE_CHARS, len(notice)
+    assert notice.count("`") % 2 == 0, notice
+    for span in CODE_SPAN.findall(notice):
+        assert span.isprintable() and len(span) <= params.MAX_ECHO_KEY + 1 + params.MAX_ECHO
+    prose = CODE_SPAN.sub("", notice)
+    assert prose.isprintable(), prose
+    for part in ("![", "](", "<", ">", "http", "www", "@", "$", "*", "\\", *FROM_THE_LINK):
+        assert part not in prose, (part, notice)
+    assert not re.search(r":\S", prose), notice  # no :icon:, :colour[...] or scheme:
+
+
+def _defaults() -> dict:
+    return params.read_url({}, "regression", REGRESSION_DATASETS)[0]
+
+
+@pytest.mark.parametrize("key", sorted(params.PARAMS))
+def test_a_hostile_value_in_any_parameter_falls_back_with_an_inert_notice(key):
+    defaults = _defaults()
+    for text in HOSTILE:
+        values, notices = params.read_url({key: text}, "regression", REGRESSION_DATASETS)
+        assert values == defaults, (key, text[:40])
+        params.config_from_values(values)
+        assert len(notices) == 1 and notices[0].startswith(f"`{key}="), (key, text[:40])
+        assert "using" in notices[0] or "ignored" in notices[0] or "no preset" in notices[0]
+        _assert_inert(notices[0])
+
+
+@pytest.mark.parametrize(
+    "query, notice",
+    [
+        ({"epochs": "inf"}, "`epochs='inf'`: expected a whole number in [1, 20000]; using 600"),
+        ({"n": "1e400"}, "`n='1e400'`: expected a whole number in [10, 2000]; using 200"),
+        ({"ensemble": "-inf"}, "`ensemble='-inf'`: expected a whole number in [2, 10]; using 5"),
+        ({"noise": "nan"}, "`noise='nan'`: expected a number in [0, 20]; using 0.02"),
+        (
+            {"train_samples": "Infinity"},
+            "`train_samples='Infinity'`: expected a whole number in [1, 16]; using 1",
+        ),
+        (
+            {"pred_samples": "inf"},
+            "`pred_samples='inf'`: expected one of 1, 2, 3, 5, 10, 20, 30, 50, 100, 200, 500; "
+            "using 100",
+        ),
+        (
+            {"warmup": "inf", "schedule": "warmup"},
+            "`warmup='inf'`: expected a whole number in [1, 5000]; using 10",
+        ),
+        (
+            {"seed": "9" * 5000},
+            f"`seed='{'9' * 78}…`: 5,000 characters is too long; expected a whole number in "
+            "[0, 2147483647]; using 0",
+        ),
+        (
+            {"hidden": "1" * 100_000},
+            f"`hidden='{'1' * 78}…`: 100,000 characters is too long; expected 1 to 4 layer "
+            "widths between 1 and 1024, separated by commas, e.g. 32, 32; using 32,32",
+        ),
+        (
+            {"preset": "![x](http://h/p.png)"},
+            "`preset='![x](http://h/p.png)'` is not a preset; no preset loaded",
+        ),
+    ],
+)
+def test_a_hostile_link_names_the_value_the_rule_and_the_fallback(query, notice):
+    values, notices = params.read_url(query, "regression", REGRESSION_DATASETS)
+    assert notices == [notice]
+    params.config_from_values(values)
+
+
+def test_a_100_kb_value_in_every_parameter_and_unknown_keys_en_masse():
+    junk = {f"junk{i}": "![x](http://127.0.0.1:9/p.png)" for i in range(10_000)}
+    odd = {"<img src=x onerror=alert(1)>" * 100: "1", "k\x00`\n": "1", "![a](http://h/)": "1"}
+    query = {key: "x" * 100_000 for key in params.PARAMS} | junk | odd
+    start = time.perf_counter()
+    values, notices = params.read_url(query, "regression", REGRESSION_DATASETS)
+    assert time.perf_counter() - start < 5.0  # linear in the link's length, no regex on 100 KB
+    assert values == _defaults()
+    params.config_from_values(values)
+    assert len(notices) == params.MAX_NOTICES
+    more = len(query) - (params.MAX_NOTICES - 1)
+    assert notices[-1] == f"and {more:,} more ignored or invalid parameters"
+    for notice in notices:
+        _assert_inert(notice)
+    _, notices = params.read_url(odd, "regression", REGRESSION_DATASETS)
+    assert len(notices) == 3
+    for notice in notices:
+        _assert_inert(notice)
+
+
+def test_echo_shows_text_literally_and_cuts_it():
+    assert params.echo("abc") == "`'abc'`"
+    assert params.echo("a`b\x00\n") == "`'a\\x60b\\x00\\n'`"  # no backtick can end the span
+    assert params.echo(":material/home:") == "`':material\\x2fhome:'`"  # Streamlit rewrites "/"
+    assert params.echo("z" * 78) == "`'" + "z" * 78 + "'`"  # 80 characters with the quotes
+    cut = params.echo("z" * 79)
+    assert cut == "`'" + "z" * 78 + "…`" and len(cut) == params.MAX_ECHO + 2
+    assert len(params.echo("\x00" * 1000)) == params.MAX_ECHO + 2  # escapes count too
+    assert params.echo("k" * 100, 30) == "`'" + "k" * 28 + "…`"
 
 
 def test_config_errors_name_the_widget():
@@ -120,9 +283,9 @@ def test_config_errors_name_the_widget():
     assert msg.startswith("Epochs:") and msg.endswith("Change it in the sidebar.")
 
 
-def test_the_issue_presets_exist_and_tell_a_story():
+def test_the_story_presets_exist_and_tell_a_story():
     names = {p.name for p in presets_for("regression").values()}
-    assert ISSUE_PRESETS <= names
+    assert STORY_PRESETS <= names
     for task in PRESETS:
         for preset in presets_for(task).values():
             preset.config.validate()

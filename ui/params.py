@@ -11,6 +11,10 @@ type and its allowed values. A page's settings are one dict of values, keyed by 
 - `read_url(params, task, datasets)` turns URL parameters into values; an invalid one falls back
   to its default with a short notice. `url_params(values)` writes every setting (seed included)
   back as text, so a shared link reproduces the view.
+- `echo(text)`: text from a link or a text box as Markdown that shows it literally (a quoted,
+  length-bounded code span), for every message that repeats what someone typed. A link is
+  written by anyone: it never becomes a Markdown image, link, HTML, colour, icon or formula, each
+  echoed value is cut to `MAX_ECHO` characters and at most `MAX_NOTICES` notices are kept.
 - `preset_values` and `dataset_values`: the values that load a preset or a dataset's defaults.
 """
 
@@ -44,6 +48,15 @@ DROPOUT = (0.05, 0.1, 0.2, 0.3, 0.4, 0.5)
 GAPS = tuple(0.25 * k for k in range(17))  # 0 .. 4
 MODES = ("scratch", "continue")
 MAX_LAYERS, MAX_WIDTH = 4, 1024
+MAX_HIDDEN_CHARS = 64  # a layer-widths text longer than this is rejected before it is parsed
+MAX_URL_CHARS = 100  # a longer URL value is rejected unread (every valid one is far shorter)
+MAX_ECHO = 80  # characters of a value repeated in a message (quotes and ellipsis included)
+MAX_ECHO_KEY = 30  # characters of an unknown URL key repeated in a message
+MAX_NOTICES = 8  # notices kept from one link; the rest are counted in a last "and K more"
+_DIGITS = re.compile(r"[0-9]{1,6}")  # one layer width (ASCII digits only)
+_INTEGER = re.compile(r"[+-]?[0-9]+")
+_DECIMAL = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+_KEY = re.compile(rf"[A-Za-z0-9_]{{1,{MAX_ECHO_KEY}}}")  # a URL key shown as it is
 
 
 @dataclass(frozen=True)
@@ -113,18 +126,26 @@ FIELD_LABELS = {  # config field prefix -> the widget that sets it, for error me
 # --- values <-> config ----------------------------------------------------------------------------
 
 
-def parse_hidden(text: str) -> tuple[int, ...]:
-    """ "32, 32" (or "32x32", "32 32") -> (32, 32); ValueError with the rule when malformed."""
+def hidden_rule(max_width: int = MAX_WIDTH) -> str:
+    """What a layer-widths text must hold, in words."""
+    return (
+        f"1 to {MAX_LAYERS} layer widths between 1 and {max_width}, "
+        "separated by commas, e.g. 32, 32"
+    )
+
+
+def parse_hidden(text: str, max_width: int = MAX_WIDTH) -> tuple[int, ...]:
+    """ "32, 32" (or "32x32", "32 32") -> (32, 32); ValueError with the rule when malformed.
+
+    At most `MAX_LAYERS` widths in [1, `max_width`]; a text over `MAX_HIDDEN_CHARS` characters is
+    rejected before any parsing. The error's text is Markdown (the input shown by `echo`).
+    """
+    if len(text) > MAX_HIDDEN_CHARS:
+        raise ValueError(f"write {hidden_rule(max_width)} (got {len(text):,} characters)")
     parts = [p for p in re.split(r"[,\s]+|(?<=\d)x(?=\d)", text.strip()) if p]
-    try:
-        widths = tuple(int(p) for p in parts)
-    except ValueError:
-        widths = ()
-    if not widths or len(widths) > MAX_LAYERS or not all(1 <= w <= MAX_WIDTH for w in widths):
-        raise ValueError(
-            f"write 1 to {MAX_LAYERS} layer widths between 1 and {MAX_WIDTH}, "
-            f"separated by commas, e.g. 32, 32 (got {text!r})"
-        )
+    widths = tuple(int(p) for p in parts) if all(_DIGITS.fullmatch(p) for p in parts) else ()
+    if not widths or len(widths) > MAX_LAYERS or not all(1 <= w <= max_width for w in widths):
+        raise ValueError(f"write {hidden_rule(max_width)} (got {echo(text)})")
     return widths
 
 
@@ -199,45 +220,94 @@ def friendly_error(err: Exception) -> str:
 # --- URL ------------------------------------------------------------------------------------------
 
 
-def _number(text: str, kind: str) -> float:
-    value = float(text)
-    if kind == "int":
-        if value != int(value):
-            raise ValueError("expected a whole number")
-        return int(value)
-    if not math.isfinite(value):
-        raise ValueError("expected a finite number")
-    return value
+def echo(text: str, limit: int = MAX_ECHO) -> str:
+    """Markdown that shows `text` literally: its Python repr (control characters escaped, so
+    nothing hides) in a code span, where Markdown, HTML, links, icons and formulas are inert. The
+    repr is cut to `limit` characters, the cut marked with "…". Two characters are written as
+    escapes: a backtick (\\x60), which would end the span, and the slash of ":material/"
+    (\\x2f), which Streamlit rewrites everywhere, code spans included."""
+    shown = repr(text[: limit + 1]).replace("`", "\\x60").replace(":material/", ":material\\x2f")
+    if len(text) > limit or len(shown) > limit:
+        shown = shown[: limit - 1] + "…"
+    return f"`{shown}`"
+
+
+def _echo_pair(key: str, text: str) -> str:
+    """ "`key='text'`": the URL parameter as Markdown (an odd key is quoted and cut too)."""
+    name = key if _KEY.fullmatch(key) else echo(key, MAX_ECHO_KEY)[1:-1]
+    return f"`{name}={echo(text)[1:-1]}`"
+
+
+def _bound(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else f"{value:g}"
+
+
+def expected(param: Param, options: Sequence[Any] = ()) -> str:
+    """What `param` accepts, in words ("a whole number in [1, 20000]")."""
+    options = tuple(options) or param.options
+    if param.type == "hidden":
+        return hidden_rule()
+    if param.type == "bool":
+        return "1 or 0"
+    if options:
+        return "one of " + ", ".join(f"{o:g}" if isinstance(o, float) else str(o) for o in options)
+    kind = "a whole number" if param.type == "int" else "a number"
+    if param.low is None or param.high is None:
+        return kind
+    return f"{kind} in [{_bound(param.low)}, {_bound(param.high)}]"
+
+
+def _number(text: str, kind: str) -> float | int:
+    """A finite number written in plain decimal (no inf, nan, hex or digit groups); ValueError."""
+    text = text.strip()
+    if kind == "int" and _INTEGER.fullmatch(text):
+        return int(text)  # exact, however long (the text's length is bounded by the caller)
+    if not _DECIMAL.fullmatch(text):
+        raise ValueError(text)
+    value = float(text)  # 1e400 -> inf
+    if not math.isfinite(value) or (kind == "int" and not value.is_integer()):
+        raise ValueError(text)
+    return int(value) if kind == "int" else value
 
 
 def parse_value(param: Param, text: str, options: Sequence[Any] = ()) -> Any:
-    """The value of `param` written as `text` in the URL; ValueError says what is allowed."""
+    """The value of `param` written as `text` in the URL; ValueError says what is allowed.
+
+    Never raises anything else, whatever the text: a text over `MAX_URL_CHARS` characters is
+    rejected before it is read.
+    """
     options = tuple(options) or param.options
+    wanted = f"expected {expected(param, options)}"
+    if len(text) > MAX_URL_CHARS:
+        raise ValueError(f"{len(text):,} characters is too long; {wanted}")
     if param.type == "hidden":
-        return format_hidden(parse_hidden(text))
+        try:
+            return format_hidden(parse_hidden(text))
+        except ValueError:
+            raise ValueError(wanted) from None
     if param.type == "bool":
         if text.lower() in ("1", "true", "yes", "on"):
             return True
         if text.lower() in ("0", "false", "no", "off"):
             return False
-        raise ValueError("expected 1 or 0")
+        raise ValueError(wanted)
     if param.type == "str":
         if text not in options:
-            raise ValueError("expected one of " + ", ".join(map(str, options)))
+            raise ValueError(wanted)
         return text
     try:
         value = _number(text, param.type)
-    except ValueError as err:
-        raise ValueError(f"expected a{'' if param.type == 'int' else ' finite'} number") from err
+    except ValueError:
+        raise ValueError(wanted) from None
     if options:
         for option in options:  # match a listed value exactly (floats by closeness)
             if math.isclose(value, option, rel_tol=1e-9, abs_tol=1e-12):
                 return option
-        raise ValueError("expected one of " + ", ".join(f"{o:g}" for o in options))
+        raise ValueError(wanted)
     if (param.low is not None and value < param.low) or (
         param.high is not None and value > param.high
     ):
-        raise ValueError(f"expected a number in [{param.low:g}, {param.high:g}]")
+        raise ValueError(wanted)
     return value
 
 
@@ -270,13 +340,24 @@ def read_url(
     """Values from URL parameters over the defaults, and a notice for each ignored parameter.
 
     Precedence: the defaults of the URL's dataset (else the page's first), then the URL's preset,
-    then every other URL parameter.
+    then every other URL parameter. Whatever the link holds, nothing raises and the values are
+    valid widget values. The notices are Markdown in which every text from the link is an `echo`;
+    at most `MAX_NOTICES` of them, the last one counting the rest when there are more.
     """
     notices: list[str] = []
+    ignored = 0  # notices past the first MAX_NOTICES, only counted
+
+    def note(text: str) -> None:
+        nonlocal ignored
+        if len(notices) < MAX_NOTICES:
+            notices.append(text)
+        else:
+            ignored += 1
+
     presets = presets_for(task)
     name = params.get("data", datasets[0])
     if name not in datasets:
-        notices.append(f"data={name!r} is not a dataset of this page; using {datasets[0]}")
+        note(f"{_echo_pair('data', name)} is not a dataset of this page; using {datasets[0]}")
         name = datasets[0]
     values = values_from_config(default_config(name))
     slug = params.get("preset", "custom")
@@ -285,18 +366,20 @@ def read_url(
         if "data" in params and presets[slug].config.data.name != name:
             values = {**values, **dataset_values(name, values)}
     elif slug != "custom":
-        notices.append(f"preset={slug!r} is unknown; no preset loaded")
+        note(f"{_echo_pair('preset', slug)} is not a preset; no preset loaded")
     for key, text in params.items():
         if key in ("data", "preset"):
             continue
         if key not in PARAMS:
-            notices.append(f"{key}={text!r} is not a setting; ignored")
+            note(f"{_echo_pair(key, text)} is not a setting; ignored")
             continue
         try:
             values[key] = parse_value(PARAMS[key], text)
         except ValueError as err:
             shown = format_value(PARAMS[key], values[key]) if values[key] is not None else "unset"
-            notices.append(f"{key}={text!r}: {err}; using {shown}")
+            note(f"{_echo_pair(key, text)}: {err}; using {shown}")
+    if ignored:  # the last kept notice makes way for the count
+        notices[-1] = f"and {ignored + 1:,} more ignored or invalid parameters"
     return values, notices
 
 

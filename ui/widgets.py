@@ -9,7 +9,8 @@ mirrored into the URL (the settings table and its conversions are in `ui.params`
 - `sidebar(page, task, datasets)` draws a page's whole sidebar, writes every setting into the URL
   and returns `Settings`: the `RunConfig` (or the error that stops it), the models to train and
   the continue/scratch choice. `messages(settings)` shows the preset's story, ignored URL values
-  and a settings error above the charts.
+  (as inert text, bounded in length and number: see `params.echo`) and a settings error above
+  the charts.
 
 The sections (`data_section`, `network_section`, `prior_section`, `training_section`,
 `baselines_section`, `run_section`) work for any task; a page may call them itself.
@@ -30,10 +31,12 @@ from bbb_core.plots import prior_density_figure
 
 from .params import (
     CUDA,
+    MAX_HIDDEN_CHARS,
     PARAMS,
     config_from_values,
     dataset_values,
     friendly_error,
+    hidden_rule,
     preset_values,
     read_url,
     url_params,
@@ -174,8 +177,8 @@ class Controls:
     def checkbox(self, key: str, label: str, *, help: str | None = None) -> bool:
         return st.checkbox(label, **self._common(key, help))
 
-    def text(self, key: str, label: str, *, help: str | None = None) -> str:
-        return st.text_input(label, **self._common(key, help))
+    def text(self, key: str, label: str, *, max_chars: int, help: str | None = None) -> str:
+        return st.text_input(label, max_chars=max_chars, **self._common(key, help))
 
     def collect(self) -> dict[str, Any]:
         """The current values (drawn widgets' values, the stored value for the others)."""
@@ -237,7 +240,12 @@ def data_section(ctl: Controls) -> None:
 
 
 def network_section(ctl: Controls, task: str) -> None:
-    ctl.text("hidden", "Hidden layers", help="Widths of the hidden layers, e.g. 32, 32.")
+    ctl.text(
+        "hidden",
+        "Hidden layers",
+        max_chars=MAX_HIDDEN_CHARS,
+        help=f"Widths of the hidden layers: {hidden_rule()}.",
+    )
     ctl.select("act", "Activation", radio=True)
     ctl.select(
         "est",
@@ -406,11 +414,10 @@ def messages(settings: Settings) -> None:
     """The preset's story, ignored URL values and a settings error, above the charts."""
     if settings.preset is not None:
         st.info(f"**{settings.preset.name}.** {settings.preset.story}", icon=":material/school:")
-    if settings.notices:
+    if settings.notices:  # Markdown in which the link's text is inert (`params.read_url`)
         st.warning(
-            "Some settings in the link were not valid and use their defaults: "
-            + "; ".join(settings.notices)
-            + ".",
+            "Some settings in the link were not valid and use their defaults:\n"
+            + "".join(f"\n- {notice}" for notice in settings.notices),
             icon=":material/link_off:",
         )
     if settings.error:
