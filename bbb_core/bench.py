@@ -8,6 +8,10 @@ Three measurements, printed as a table and optionally written as JSON:
   network and for BBB with each estimator (`bbb-reparam`, `bbb-local`, `bbb-flipout`). The cases
   run round-robin after a warm-up, so each `ratio` (median / the standard step's median) compares
   steps measured side by side in the same run, under the same machine load.
+- `toy_step`: the same ratio on the app's own networks and data: one full-batch training step
+  (`Trainer.step_epoch`) of the default regression (`default_config("blundell")`) and
+  classification (`default_config("moons")`) set-ups, on one CPU thread as the app trains them,
+  for the standard network and BBB with each estimator, round-robin.
 - `predict`: the time `predict.predictive` takes to produce predictive probabilities for 1,000
   inputs with S = 1, 10 and 100 posterior samples; `ratio` is to one standard forward pass of the
   same inputs (the `standard` row).
@@ -70,6 +74,7 @@ class BenchSizes:
     n_classes: int = 10  # output size
     step_warmup: int = 5  # untimed training steps per case before timing
     step_rounds: int = 40  # timed round-robin rounds (one step of every case per round)
+    toy_rounds: int = 300  # timed rounds of the toy steps (each well under 10 ms)
     n_predict: int = 1000  # inputs of the prediction timing
     samples: tuple[int, ...] = (1, 10, 100)  # Monte Carlo samples of the predictive
     predict_rounds: int = 3  # timed round-robin rounds of the prediction cases
@@ -82,6 +87,7 @@ QUICK = BenchSizes(
     n_in=20,
     step_warmup=1,
     step_rounds=3,
+    toy_rounds=3,
     n_predict=50,
     predict_rounds=1,
     toy_epochs=5,
@@ -184,6 +190,32 @@ def bench_train_steps(sizes: BenchSizes, device: torch.device) -> list[dict]:
                 cases[name] = train_step_fn(model, x, y, sizes.compile)
             times = time_round_robin(cases, sizes.step_rounds, sizes.step_warmup, device)
             rows += _rows(times, "standard", hidden=list(hidden), batch=batch)
+    return rows
+
+
+TOY_SETUPS = ("blundell", "moons")  # the app's default regression and classification set-ups
+
+
+def bench_toy_steps(sizes: BenchSizes, device: torch.device) -> list[dict]:
+    """Rows {"setup", "hidden", "batch", "model", "median_ms", "ratio"} (ratio to `standard`):
+    one full-batch training step of each model on the app's default networks and data."""
+    rows = []
+    threads = torch.get_num_threads()
+    try:
+        for name in TOY_SETUPS:
+            base = default_config(name, device=device.type)
+            cases, trainers = {}, {}
+            for model in MODEL_NAMES:
+                kind, _, estimator = model.partition("-")
+                mcfg = replace(base.model, kind=kind, estimator=estimator or base.model.estimator)
+                trainers[model] = Trainer(replace(base, model=mcfg))
+                cases[model] = trainers[model].step_epoch
+            configure_for(trainers["standard"].model)  # as the app: one thread for these
+            times = time_round_robin(cases, sizes.toy_rounds, sizes.step_warmup, device)
+            hidden, batch = list(base.model.hidden), trainers["standard"].x.shape[0]
+            rows += _rows(times, "standard", setup=name, hidden=hidden, batch=batch)
+    finally:
+        torch.set_num_threads(threads)
     return rows
 
 
@@ -333,7 +365,12 @@ def run_bench(
         torch.cuda.reset_peak_memory_stats(dev)
     before = torch.get_float32_matmul_precision()
     torch.set_float32_matmul_precision(matmul_precision)
-    measure = {"train_step": bench_train_steps, "predict": bench_predict, "toy": bench_toy}
+    measure = {
+        "train_step": bench_train_steps,
+        "toy_step": bench_toy_steps,
+        "predict": bench_predict,
+        "toy": bench_toy,
+    }
     try:
         result = {
             "device": str(dev) if dev.type == "cpu" else torch.cuda.get_device_name(dev),
@@ -382,6 +419,11 @@ def format_table(result: dict) -> str:
         ("batch", "batch", "x standard", ".2f"),
     )
     lines += _timing_table(
+        "the app's networks: one full-batch training step (blundell, then moons)",
+        result["toy_step"],
+        ("batch", "batch", "x standard", ".2f"),
+    )
+    lines += _timing_table(
         "predictive probabilities of the bench inputs with S samples",
         result["predict"],
         ("samples", "S", "x forward", ".1f"),
@@ -400,7 +442,9 @@ def main(device: str = "cpu", json_path: str | None = None, quick: bool = False,
     result = run_bench(device, quick, **options)
     print(format_table(result), flush=True)
     if json_path:
+        from .cli import finite  # strict JSON: a non-finite number is written as null
+
         with open(json_path, "w") as f:
-            json.dump(result, f, indent=1)
+            json.dump(finite(result), f, indent=1, allow_nan=False)
         print(f"wrote {json_path}")
     return 0

@@ -27,7 +27,7 @@ def quick_result(tmp_path_factory):
 
 
 def test_top_level_keys(quick_result):
-    assert {"device", "train_step", "predict", "toy", "memory"} <= set(quick_result)
+    assert {"device", "train_step", "toy_step", "predict", "toy", "memory"} <= set(quick_result)
     assert quick_result["device"] == "cpu"
     assert quick_result["threads"] >= 1
 
@@ -43,6 +43,31 @@ def test_train_step_rows(quick_result):
         assert r["median_ms"] > 0 and r["ratio"] > 0
         if r["model"] == "standard":
             assert r["ratio"] == pytest.approx(1.0)
+
+
+def test_toy_step_rows_are_the_apps_networks(quick_result):
+    rows = quick_result["toy_step"]
+    assert {tuple(r) for r in rows} == {("setup", "hidden", "batch", "model", "median_ms", "ratio")}
+    from bbb_core.config import default_config
+
+    for setup in bench.TOY_SETUPS:
+        mine = [r for r in rows if r["setup"] == setup]
+        assert sorted(r["model"] for r in mine) == sorted(bench.MODEL_NAMES)
+        assert {tuple(r["hidden"]) for r in mine} == {default_config(setup).model.hidden}
+        standard = next(r for r in mine if r["model"] == "standard")
+        assert standard["ratio"] == pytest.approx(1.0)
+    assert all(r["median_ms"] > 0 and r["batch"] > 0 for r in rows)
+
+
+def test_the_json_is_strict(tmp_path, monkeypatch):
+    path = tmp_path / "bench.json"
+    fake = {"device": "cpu", "timing": [float("nan"), float("inf"), 1.5]}
+    monkeypatch.setattr(bench, "run_bench", lambda *a, **k: fake)
+    monkeypatch.setattr(bench, "format_table", lambda result: "table")
+    assert bench.main(json_path=str(path)) == 0
+    text = path.read_text()
+    assert "NaN" not in text and "Infinity" not in text
+    assert json.loads(text)["timing"] == [None, None, 1.5]
 
 
 def test_predict_rows(quick_result):
