@@ -44,7 +44,8 @@ KL_SCHEDULES = ("uniform", "blundell", "warmup")
 LR_SCHEDULES = ("constant", "cosine")
 COMPILE_MODES = ("off", "default", "reduce-overhead")
 DEVICES = ("auto", "cpu", "cuda")
-BENCH_PARTS = ("train_step", "toy_step", "predict", "toy")  # what `python -m bbb_core bench` measures
+# what `python -m bbb_core bench` measures
+BENCH_PARTS = ("train_step", "toy_step", "predict", "toy")
 
 
 def _number(x: float) -> str:
@@ -164,7 +165,8 @@ class DataConfig:
     gap: float = 1.0  # "gap" set only: width of the empty interval between the two clusters
     ood: str | None = None  # images only: OOD set (OOD_SETS); None = gaussian_noise
     preprocessing: str = "unit"  # images: "unit" x/255, "paper" x/126, "standardize" z-score
-    data_dir: str | None = None  # images: cache directory; None = $BBB_DATA_DIR or ~/.cache/bbb_explorer
+    # images: cache directory; None = $BBB_DATA_DIR or ~/.cache/bbb_explorer
+    data_dir: str | None = None
 
     def validate(self) -> None:
         _check_choice("data.name", self.name, DATASETS)
