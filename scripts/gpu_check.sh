@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# One prepared GPU session for issue 5: the bench (eager, compiled, TF32 prediction) and MNIST
+# One prepared run on a GPU machine: the bench (eager, compiled, TF32 prediction) and MNIST
 # runs of BBB 2x1200 with the mixture prior, each part under its own time limit.
 #
 # Usage (on the GPU machine, from the repository root):

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The second GPU session of issue 5: two MNIST runs of BBB 2x1200 (mixture prior, local
+# Two MNIST runs on a GPU machine of BBB 2x1200 (mixture prior, local
 # reparameterisation, cosine learning rate, CUDA graphs) side by side, batch 128 and batch 512.
 # Usage: DATA=/folder/with/mnist.npz OUT=/results scripts/gpu_mnist.sh
 # Writes $OUT/mnist_b128.json, $OUT/mnist_b512.json and $OUT/log.txt.

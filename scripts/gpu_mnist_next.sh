@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Prepared for the next GPU session of issue 5 (NOT YET RUN). On two CPU cores, BBB 2x1200 with the
+# Prepared for a GPU machine (NOT YET RUN). On two CPU cores, BBB 2x1200 with the
 # scale mixture pi 1/2, sigma1 e^0, sigma2 e^-7, local reparameterisation and a cosine learning
 # rate over 30 epochs reached 1.46 % and 1.49 % (seeds 0, 1; docs/mnist.md). This times it on the GPU:
 #   0: the GPU tests (tests/test_cuda.py, never run yet), at most 150 s;
