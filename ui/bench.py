@@ -102,8 +102,17 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def serve(log_path: Path | None = None, timeout: float = 60.0) -> Iterator[str]:
-    """Run `streamlit run app.py` on a free port; yield its URL; stop it afterwards."""
+def serve(
+    log_path: Path | None = None,
+    timeout: float = 60.0,
+    options: dict[str, str] | None = None,
+    on_start=None,
+) -> Iterator[str]:
+    """Run `streamlit run app.py` on a free port; yield its URL; stop it afterwards.
+
+    options: more Streamlit settings (`{"runner.postScriptGC": "false"}`); on_start: called with
+    the server's `subprocess.Popen` once it answers (to watch its CPU time and memory).
+    """
     port = free_port()
     cmd = [
         sys.executable, "-m", "streamlit", "run", "app.py",
@@ -112,6 +121,8 @@ def serve(log_path: Path | None = None, timeout: float = 60.0) -> Iterator[str]:
         "--server.fileWatcherType", "none",
         "--browser.gatherUsageStats", "false",
     ]  # fmt: skip
+    for key, value in (options or {}).items():
+        cmd += [f"--{key}", value]
     log = open(log_path, "w") if log_path else subprocess.DEVNULL  # noqa: SIM115
     server = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
@@ -127,6 +138,8 @@ def serve(log_path: Path | None = None, timeout: float = 60.0) -> Iterator[str]:
             if server.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"streamlit did not start on port {port}")
             time.sleep(0.2)
+        if on_start is not None:
+            on_start(server)
         yield url
     finally:
         server.terminate()

@@ -1,0 +1,59 @@
+"""The load benchmark (`python -m ui.load`): its /proc readings, its links, and one small wave
+against the running app in real Chromium (marked browser)."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from ui import load
+from ui.bench import CHROMIUM
+
+
+def test_cpu_seconds_and_memory_of_this_process():
+    before = load.cpu_seconds(os.getpid())
+    total = sum(i * i for i in range(2_000_000))  # burn some CPU
+    assert total > 0
+    assert load.cpu_seconds(os.getpid()) > before
+    assert 10 < load.rss_mb(os.getpid()) < 100_000
+
+
+def test_peak_memory_sees_a_temporary_allocation():
+    with load.PeakMemory(os.getpid(), interval=0.01) as memory:
+        base = load.rss_mb(os.getpid())
+        block = bytearray(200 * 2**20)  # 200 MiB, touched
+        block[::4096] = b"x" * len(block[::4096])
+        import time
+
+        time.sleep(0.1)
+        del block
+    assert memory.peak > base + 150
+
+
+def test_links_are_the_default_or_one_seed_per_tab():
+    assert load.page_url("http://h", "regression", "same", 3) == "http://h/regression"
+    assert load.page_url("http://h", "regression", "distinct", 3) == "http://h/regression?seed=3"
+
+
+def test_options_take_key_value_pairs():
+    assert load._options(["runner.postScriptGC=false"]) == {"runner.postScriptGC": "false"}
+    with pytest.raises(SystemExit, match="KEY=VALUE"):
+        load._options(["runner.postScriptGC"])
+
+
+@pytest.mark.browser
+def test_one_small_wave_finishes_without_errors(tmp_path):
+    if not Path(CHROMIUM).exists():
+        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+            pytest.fail(f"{CHROMIUM} is missing")
+        pytest.skip(f"{CHROMIUM} is missing")
+    out = tmp_path / "load.json"
+    assert load.main(["--sessions", "1", "--settle", "0", "--json", str(out)]) == 0
+    record = json.loads(out.read_text())
+    (wave,) = record["waves"]
+    assert wave["sessions"] == 1 and wave["unfinished"] == 0 and wave["exceptions"] == 0
+    assert len(wave["finished_s"]) == 1 and wave["server_cpu_s"] > 0
+    assert wave["peak_rss_mb"] >= record["idle_rss_mb"] > 0

@@ -1,0 +1,223 @@
+"""The app under load: N real browser sessions opening a live page at once.
+
+    python -m ui.load [--sessions 1 4 8] [--link same|distinct] [--page regression]
+                      [--set runner.postScriptGC=false] [--settle 60] [--json load.json]
+
+Starts `streamlit run app.py` (with the project's `.streamlit/config.toml`, plus any `--set`
+options) on a free port, then for each wave of N sessions opens N browser contexts of the
+system's Chromium (one per visitor: separate cookies, so separate Streamlit sessions), points
+them all at the page at once, and waits for every tab's status line to say "Finished" (the app
+writes it with the final view). The link is the page's default for every tab (`same`: the
+class opening the lecturer's link) or a different seed per tab (`distinct`).
+
+Per wave it reports each tab's time from the wave's start to its final view (median and max),
+the server process's CPU seconds during the wave (user + system, from /proc), its peak resident
+memory, the exceptions shown in any tab, and, after every tab of the wave has closed and
+`--settle` seconds have passed, the server's memory again against its idle level before the
+first wave. Linux only (it reads /proc). Other processes on the machine slow the numbers down:
+the load average is printed with them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from ui.bench import CHROMIUM, VIEWPORT, launch_browser, serve
+
+PAGE_STATUS = ".st-key-{page}-status"
+FINISHED_JS = """(sel) => { const e = document.querySelector(sel);
+  return e !== null && e.innerText.trim().startsWith('Finished'); }"""
+EXCEPTION = "[data-testid='stException']"
+_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of process `pid` so far (/proc/<pid>/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / _TICKS  # utime, stime (fields 14, 15)
+
+
+def rss_mb(pid: int) -> float:
+    """Resident memory of process `pid` in MiB (/proc/<pid>/status)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise ValueError(f"no VmRSS for process {pid}")
+
+
+class PeakMemory:
+    """Samples a process's resident memory every `interval` seconds in a thread; `peak` MiB."""
+
+    def __init__(self, pid: int, interval: float = 0.1) -> None:
+        self.pid, self.interval, self.peak = pid, interval, 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.peak = max(self.peak, rss_mb(self.pid))
+            self._stop.wait(self.interval)
+
+    def __enter__(self) -> PeakMemory:
+        self.peak = rss_mb(self.pid)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+@dataclass
+class Wave:
+    """One wave of `sessions` tabs and what it cost."""
+
+    sessions: int
+    link: str
+    finished_s: list[float] = field(default_factory=list)  # per tab, wave start -> final view
+    unfinished: int = 0  # tabs that did not finish within the timeout
+    exceptions: int = 0  # exception boxes shown, over all tabs
+    server_cpu_s: float = 0.0
+    peak_rss_mb: float = 0.0
+    rss_after_close_mb: float = 0.0  # `settle` seconds after every tab closed
+
+    def summary(self) -> str:
+        times = self.finished_s or [float("nan")]
+        return (
+            f"{self.sessions:>8} {self.link:>9} {statistics.median(times):>10.1f} "
+            f"{max(times):>8.1f} {self.unfinished:>10} {self.server_cpu_s:>11.1f} "
+            f"{self.peak_rss_mb:>9.0f} {self.rss_after_close_mb:>12.0f} {self.exceptions:>6}"
+        )
+
+
+HEADER = (
+    f"{'sessions':>8} {'link':>9} {'median s':>10} {'max s':>8} {'unfinished':>10} "
+    f"{'server CPU s':>11} {'peak MiB':>9} {'after close':>12} {'errors':>6}"
+)
+
+
+def page_url(url: str, page: str, link: str, index: int) -> str:
+    """The link tab `index` opens: the page's default (`same`), or seed = index (`distinct`)."""
+    return f"{url}/{page}" + (f"?seed={index}" if link == "distinct" else "")
+
+
+def run_wave(
+    browser,
+    url: str,
+    page: str,
+    sessions: int,
+    link: str,
+    pid: int,
+    timeout_s: float,
+    settle_s: float,
+) -> Wave:
+    """Open `sessions` tabs at once, wait for their final views, close them, let it settle."""
+    wave = Wave(sessions, link)
+    contexts = [browser.new_context(viewport=VIEWPORT) for _ in range(sessions)]
+    tabs = [ctx.new_page() for ctx in contexts]
+    cpu0 = cpu_seconds(pid)
+    with PeakMemory(pid) as memory:
+        start = time.perf_counter()
+        for i, tab in enumerate(tabs):  # navigations proceed in parallel in the browser
+            tab.goto(page_url(url, page, link, i), wait_until="commit")
+        pending = set(range(sessions))
+        deadline = start + timeout_s
+        while pending and time.perf_counter() < deadline:
+            for i in sorted(pending):
+                if tabs[i].evaluate(FINISHED_JS, PAGE_STATUS.format(page=page)):
+                    wave.finished_s.append(time.perf_counter() - start)
+                    pending.discard(i)
+            time.sleep(0.05)
+        wave.unfinished = len(pending)
+        wave.exceptions = sum(tab.locator(EXCEPTION).count() for tab in tabs)
+        wave.server_cpu_s = cpu_seconds(pid) - cpu0
+        wave.peak_rss_mb = memory.peak
+    for ctx in contexts:
+        ctx.close()
+    time.sleep(settle_s)
+    wave.rss_after_close_mb = rss_mb(pid)
+    return wave
+
+
+def _options(pairs: list[str]) -> dict[str, str]:
+    out = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise SystemExit(f"error: --set takes KEY=VALUE; got {pair!r}")
+        out[key] = value
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m ui.load", description=__doc__.split("\n")[0])
+    parser.add_argument("--sessions", type=int, nargs="+", default=[1, 4, 8])
+    parser.add_argument("--link", choices=("same", "distinct"), default="same")
+    parser.add_argument("--page", choices=("regression", "classification"), default="regression")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a Streamlit option for the server, e.g. runner.postScriptGC=false",
+    )
+    parser.add_argument("--settle", type=float, default=60.0, help="seconds after closing tabs")
+    parser.add_argument("--timeout", type=float, default=300.0, help="seconds per wave")
+    parser.add_argument("--json", type=Path, help="write the waves to this file")
+    args = parser.parse_args(argv)
+    if not all(1 <= n <= 32 for n in args.sessions):
+        parser.error("--sessions: each wave has 1 to 32 sessions")
+    if not Path(CHROMIUM).exists() or not Path("/proc/self/stat").exists():
+        print(f"needs Linux and {CHROMIUM}", file=sys.stderr)
+        return 2
+    from playwright.sync_api import sync_playwright
+
+    options = _options(args.set)
+    server: dict = {}
+    load_before = os.getloadavg()
+    with serve(options=options, on_start=lambda proc: server.update(pid=proc.pid)) as url:
+        pid = server["pid"]
+        with sync_playwright() as p:
+            browser = launch_browser(p)
+            warm = browser.new_page()
+            warm.goto(url)  # imports and the first session, outside the waves
+            warm.get_by_role("heading", name="BBB Explorer").wait_for(timeout=60_000)
+            warm.close()
+            time.sleep(2)
+            idle_mb = rss_mb(pid)
+            waves = [
+                run_wave(browser, url, args.page, n, args.link, pid, args.timeout, args.settle)
+                for n in args.sessions
+            ]
+            browser.close()
+    load_after = os.getloadavg()
+    print(f"CPU cores {os.cpu_count()}; load average before {load_before[0]:.1f}, after "
+          f"{load_after[0]:.1f}; server options {options or 'as configured'}; page {args.page}; "
+          f"idle server memory {idle_mb:.0f} MiB")  # fmt: skip
+    print(HEADER)
+    for wave in waves:
+        print(wave.summary())
+    if args.json:
+        record = {
+            "cpu_count": os.cpu_count(),
+            "load_before": load_before,
+            "load_after": load_after,
+            "options": options,
+            "page": args.page,
+            "idle_rss_mb": idle_mb,
+            "waves": [asdict(w) for w in waves],
+        }
+        args.json.write_text(json.dumps(record, indent=2))
+    return 0 if all(w.unfinished == 0 and w.exceptions == 0 for w in waves) else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
