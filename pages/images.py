@@ -49,7 +49,7 @@ LOG = logging.getLogger("bbb_explorer.images")  # the details behind the page's 
 PAGE = "images"
 RUN_KEY = "images_run"  # st.session_state: this session's trained models and their analysis
 DATASETS = {"digits": "8x8 digits (bundled)", "mnist": "MNIST", "fashion_mnist": "Fashion-MNIST"}
-ARCHS = {"mlp": "MLP", "cnn": "CNN (Bayesian convolutions)"}
+ARCHS = {"mlp": "MLP", "cnn": "CNN (Bayesian convolutions, flipout)"}
 HIDDEN_LABELS = {"mlp": "Hidden units", "cnn": "Channels per convolution"}
 MAX_UNITS = {"mlp": 2048, "cnn": 128}  # widest layer, most channels: a run fits in memory
 CNN_CHANNELS = (16, 32)
@@ -73,7 +73,15 @@ def settings() -> tuple[RunConfig, list[str]]:
     with st.sidebar:
         name = st.selectbox("Dataset", list(DATASETS), format_func=DATASETS.get, key="img_dataset")
         base = default_config(name)
-        arch = st.radio("Network", list(ARCHS), format_func=ARCHS.get, key="img_arch")
+        arch = st.radio(
+            "Network",
+            list(ARCHS),
+            format_func=ARCHS.get,
+            key="img_arch",
+            help="The dense layers use the local reparameterisation. A convolution shares its "
+            "kernel across positions, so its outputs are correlated and the local trick would "
+            "treat them as independent: its convolutions use flipout.",
+        )
         hidden_default = base.model.hidden if arch == "mlp" else CNN_CHANNELS
         hidden = st.text_input(
             HIDDEN_LABELS[arch],
@@ -89,7 +97,17 @@ def settings() -> tuple[RunConfig, list[str]]:
             format_func=PRIOR_LABELS.get,
             key=f"img_prior_{name}",
         )
-        kl_weight = st.number_input("KL weight", 0.0, 10.0, 1.0, 0.1, key="img_kl_weight")
+        kl_weight = st.number_input(
+            "KL weight",
+            0.0,
+            10.0,
+            base.train.kl_weight,
+            0.05,
+            key=f"img_kl_weight_{name}",
+            help="1 is the ELBO. The digits default, 0.1, counts the KL a tenth (a tempered "
+            "posterior): with the full KL on 1,437 images and 26,000 weights the prior dominates "
+            "and BBB turns under-confident (docs/digits_defaults.md).",
+        )
         epochs = st.number_input("Epochs", 1, 1000, base.train.epochs, key=f"img_epochs_{name}")
         samples = st.number_input(
             "Prediction MC samples",

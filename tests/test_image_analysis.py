@@ -185,14 +185,15 @@ def test_baseline_config_swaps_only_the_kind():
 
 @pytest.mark.slow
 def test_digits_defaults_reach_95_percent_and_bbb_detects_noise_better():
-    """Default settings, a CPU, under a minute: BBB >= 95 % test accuracy, and BBB's entropy
-    tells Gaussian noise from digits better than the standard network's."""
+    """Default settings: BBB >= 95 % test accuracy, its entropy tells Gaussian noise from digits
+    better than the standard network's, and it is as well calibrated (docs/digits_defaults.md:
+    ECE 0.019 against 0.021 on this seed)."""
     cfg = default_config("digits", device="cpu")
     bbb = train(cfg)
     standard = train(baseline_config(cfg, "standard"), bbb.dataset)
-    assert bbb.train_seconds + standard.train_seconds < 60
     assert bbb.metrics["accuracy"] >= 0.95
     assert bbb.metrics["ood_auroc_entropy"] > standard.metrics["ood_auroc_entropy"]
+    assert bbb.metrics["ece"] <= standard.metrics["ece"] + 0.005
 
 
 @pytest.mark.slow
