@@ -7,6 +7,10 @@ PyTorch's global generator, and runs in different threads never share a stream (
 is per thread). Outside any `use` it is None: PyTorch's default generator, as for any torch
 module. A `Trainer` owns one `Streams` for its training; `predictive` and `evaluate` take one
 (or a seed) for their draws.
+
+One exception: a step compiled by `torch.compile` (`TrainConfig.compile`, a GPU option of the
+command line and the bench; the app never compiles) draws inside the compiled code, from the
+compiler's generator, which PyTorch's global one seeds.
 """
 
 from __future__ import annotations
