@@ -29,6 +29,14 @@ PAGES = (  # (file, title, icon, what the page shows: one line for the home page
         "digits, MNIST or Fashion-MNIST: calibration, uncertainty on unfamiliar images, a "
         "rotating digit and pruning by signal-to-noise ratio.",
     ),
+    (
+        "pages/priors.py",
+        "Priors and weights",
+        ":material/bar_chart:",
+        "maximum likelihood, MAP (a Gaussian prior is L2 weight decay, a Laplace prior L1) and "
+        "BBB's distribution over every weight: the losses, the weights against the prior, "
+        "BBB's sigmas and pruning.",
+    ),
 )
 
 

@@ -38,6 +38,7 @@ from .config import (
     OOD_SETS,
     PREPROCESSING,
     PRIORS,
+    TABULAR_DATASETS,
     RunConfig,
     default_config,
 )
@@ -96,7 +97,11 @@ class _Parser(argparse.ArgumentParser):
 
 def _train_parser(sub) -> None:
     p = sub.add_parser("train", help="train one model and report its metrics")
-    p.add_argument("--dataset", required=True, choices=DATASETS)
+    p.add_argument("--dataset", choices=DATASETS, help="a built-in dataset (or --csv)")
+    p.add_argument("--csv", metavar="FILE", help="your own data: a CSV file (instead of --dataset)")
+    p.add_argument("--target", help="--csv: the target or class label column")
+    p.add_argument("--inputs", nargs="+", help="--csv: the input column(s): one, or two")
+    p.add_argument("--task", choices=tuple(TABULAR_DATASETS), help="--csv: default from columns")
     p.add_argument("--model", choices=MODELS, help="bbb (default) or a baseline")
     p.add_argument("--prior", choices=PRIORS, help="prior family of the Bayesian weights")
     p.add_argument("--prior-sigma", type=float, help="gaussian prior std")
@@ -184,13 +189,62 @@ def run_record(result) -> dict[str, Any]:
     )
 
 
+_CSV_ONLY = ("target", "inputs", "task")  # flags that only go with --csv
+_NOT_CSV = ("n_train", "noise", "gap", "ood", "preprocessing", "data_dir")  # generated data only
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def tabular_run(args: argparse.Namespace):
+    """The config and the `TabularData` of `--csv FILE` (the same rules as the app's upload)."""
+    from .data import tabular
+
+    if args.dataset is not None:
+        raise ValueError("give --dataset or --csv, not both")
+    given = [_flag(f) for f in _NOT_CSV if getattr(args, f, None) is not None]
+    if given:
+        raise ValueError(f"{', '.join(given)}: not for --csv (the file is the data)")
+    if args.target is None:
+        raise ValueError("--csv needs --target: the target or class label column")
+    path = Path(args.csv)
+    if not path.is_file():
+        raise ValueError(f"--csv {args.csv}: no such file")
+    if path.stat().st_size > tabular.MAX_BYTES:
+        limit = tabular.MAX_BYTES // 2**20
+        raise ValueError(f"--csv {args.csv}: the file is larger than the limit of {limit} MB")
+    try:
+        table = tabular.read_csv(path.read_bytes())
+        task = args.task or tabular.guess_task(table, args.target, args.inputs)
+        seed = 0 if args.seed is None else args.seed
+        data = tabular.make_tabular(table, task, args.target, args.inputs, seed=seed)
+    except tabular.TabularError as err:
+        raise ValueError(f"--csv {args.csv}: {err}") from None
+    args = argparse.Namespace(**{**vars(args), "dataset": TABULAR_DATASETS[task]})
+    cfg = config_from_args(args)
+    source = replace(cfg.data, source=data.source, n_train=data.n_train)
+    if task == "regression" and args.noise_std is None:  # start at the target's scale
+        cfg = replace(cfg, model=replace(cfg.model, noise_std=data.noise_start))
+    return replace(cfg, data=source).validate(), data
+
+
 def _train(args: argparse.Namespace) -> int:
     from .process import configure_for
     from .train import Trainer
 
-    cfg = config_from_args(args)
+    data = None
+    if args.csv is not None:
+        cfg, data = tabular_run(args)
+    elif args.dataset is None:
+        raise _UsageError("one of --dataset or --csv is required")
+    else:
+        given = [_flag(f) for f in _CSV_ONLY if getattr(args, f, None) is not None]
+        if given:
+            raise ValueError(f"{', '.join(given)}: only with --csv")
+        cfg = config_from_args(args)
     _check_writable(args.json)
-    trainer = Trainer(cfg)
+    trainer = Trainer(cfg, None if data is None else data.dataset)
     configure_for(trainer.model)  # this process trains one model: its threads, its allocator
     every = max(1, cfg.train.epochs // 10)
     for progress in trainer:
@@ -207,11 +261,31 @@ def _train(args: argparse.Namespace) -> int:
     )
     for key, value in result.metrics.items():
         print(f"  {key:24s} {value:.4f}" if isinstance(value, float) else f"  {key:24s} {value}")
+    if data is not None:
+        dropped = sum(data.dropped.values())
+        print(f"  rows: {data.n_train} train, {data.n_test} test, {dropped} dropped")
     if args.json:
-        text = json.dumps(run_record(result), indent=1, allow_nan=False)
+        record = run_record(result)
+        if data is not None:
+            record["csv"] = csv_record(data)
+        text = json.dumps(record, indent=1, allow_nan=False)
         Path(args.json).write_text(text + "\n")
         print(f"wrote {args.json}")
     return 0
+
+
+def csv_record(data) -> dict[str, Any]:
+    """What the JSON says about a `--csv` run's data: columns, rows, drops and class labels."""
+    return {
+        "task": data.task,
+        "inputs": list(data.inputs),
+        "target": data.target,
+        "rows": data.n_rows,
+        "train_rows": data.n_train,
+        "test_rows": data.n_test,
+        "dropped": dict(data.dropped),
+        "labels": list(data.labels),
+    }
 
 
 def _check_writable(path: str | None) -> None:

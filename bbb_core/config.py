@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import re
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
@@ -25,6 +26,8 @@ REGRESSION_DATASETS = ("blundell", "cubic", "gap", "hetero")
 CLASSIFICATION_DATASETS = ("moons", "circles", "spirals", "xor")
 IMAGE_DATASETS = ("digits", "mnist", "fashion_mnist")
 DATASETS = REGRESSION_DATASETS + CLASSIFICATION_DATASETS + IMAGE_DATASETS
+# your own data, read from a CSV file (bbb_core.data.tabular): task -> DataConfig.name
+TABULAR_DATASETS = {"regression": "csv_regression", "classification": "csv_classification"}
 OOD_SETS = (
     "gaussian_noise",
     "uniform_noise",
@@ -36,7 +39,7 @@ OOD_SETS = (
 )
 PREPROCESSING = ("unit", "paper", "standardize")
 PRIORS = ("gaussian", "laplace", "mixture")
-MODELS = ("bbb", "standard", "dropout", "ensemble")
+MODELS = ("bbb", "standard", "dropout", "ensemble", "map")
 ARCHITECTURES = ("mlp", "cnn")
 ESTIMATORS = ("reparam", "local", "flipout")
 NOISE_MODELS = ("fixed", "learned", "hetero")
@@ -167,9 +170,16 @@ class DataConfig:
     preprocessing: str = "unit"  # images: "unit" x/255, "paper" x/126, "standardize" z-score
     # images: cache directory; None = $BBB_DATA_DIR or ~/.cache/bbb_explorer
     data_dir: str | None = None
+    # your own data (TABULAR_DATASETS): which file, columns and split, as "csv:<16 hex digits>"
+    # (`tabular.source_id`); the data itself never enters the config
+    source: str | None = None
 
     def validate(self) -> None:
-        _check_choice("data.name", self.name, DATASETS)
+        _check_choice("data.name", self.name, DATASETS + tuple(TABULAR_DATASETS.values()))
+        if self.source is not None and not (
+            isinstance(self.source, str) and re.fullmatch(r"csv:[0-9a-f]{16}", self.source)
+        ):
+            _fail("data.source", "None or 'csv:' and 16 hex digits", self.source)
         if self.n_train is not None:
             _check("data.n_train", self.n_train)
         if self.noise is not None:
@@ -184,7 +194,8 @@ class DataConfig:
     @property
     def task(self) -> str:
         """'regression' or 'classification' (images are classification)."""
-        return "regression" if self.name in REGRESSION_DATASETS else "classification"
+        regression = (*REGRESSION_DATASETS, TABULAR_DATASETS["regression"])
+        return "regression" if self.name in regression else "classification"
 
 
 @dataclass(frozen=True)
@@ -205,6 +216,7 @@ class PriorConfig:
 @dataclass(frozen=True)
 class ModelConfig:
     kind: str = "bbb"  # "bbb", or a baseline: "standard", "dropout" (MC dropout), "ensemble"
+    # or "map": a standard network trained on NLL + (-log p(w)) under the configured prior
     arch: str = "mlp"  # "mlp", or "cnn" for images
     hidden: tuple[int, ...] = (32, 32)  # hidden widths (MLP) / channels (CNN)
     activation: str = "relu"  # "relu" or "tanh"
@@ -264,12 +276,14 @@ def input_shape(name: str) -> tuple[int, ...]:
     """The shape of one input of dataset `name`: (1,), (2,) or (1, H, W)."""
     if name in IMAGE_SHAPES:
         return IMAGE_SHAPES[name]
-    return (1,) if name in REGRESSION_DATASETS else (2,)
+    return (1,) if name in (*REGRESSION_DATASETS, TABULAR_DATASETS["regression"]) else (2,)
 
 
 def n_outputs(data: DataConfig, model: ModelConfig) -> int:
     """Output units: 10 classes, 2 (2-D sets), 2 (regression mean and log-variance) or 1."""
     if data.name in IMAGE_DATASETS:
+        return 10
+    if data.name == TABULAR_DATASETS["classification"]:  # sized for the most classes allowed
         return 10
     if data.name in CLASSIFICATION_DATASETS:
         return 2
@@ -307,6 +321,8 @@ def _rows_per_step(cfg: RunConfig) -> int:
     n = cfg.data.n_train
     if n is None and cfg.data.name in IMAGE_TRAIN_SIZES:
         n = IMAGE_TRAIN_SIZES[cfg.data.name]
+    elif n is None and cfg.data.name in TABULAR_DATASETS.values():  # the largest file allowed
+        n = int(LIMITS["data.n_train"].high)
     elif n is None:
         from .data.toy import TOY_DEFAULTS  # imported here: the toy module imports this one
 
@@ -417,7 +433,7 @@ def default_config(name: str = "blundell", **overrides: Any) -> RunConfig:
 
     `overrides` replace top-level fields (`seed=1`, `device="cpu"`, `model=ModelConfig(...)`).
     """
-    _check_choice("data.name", name, DATASETS)
+    _check_choice("data.name", name, DATASETS + tuple(TABULAR_DATASETS.values()))
     data = DataConfig(name=name)
     model = ModelConfig()
     train = TrainConfig()
@@ -427,7 +443,7 @@ def default_config(name: str = "blundell", **overrides: Any) -> RunConfig:
         model = replace(model, noise_model="fixed", noise_std=0.1)
     elif name == "hetero":
         model = replace(model, noise_model="hetero")
-    elif name in CLASSIFICATION_DATASETS:
+    elif name in (*CLASSIFICATION_DATASETS, TABULAR_DATASETS["classification"]):
         train = replace(train, epochs=500)
     elif name == "digits":  # KL weight and rho0 chosen by measurement: docs/digits_defaults.md
         model = replace(model, hidden=(128, 128), rho0=-7.0)

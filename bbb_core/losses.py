@@ -19,6 +19,18 @@ KL shares pi_i for minibatch i = 1..M (`kl_share`, with 0-based `index = i - 1`)
 - "uniform": 1 / M.
 - "blundell": 2^(M - i) / (2^M - 1): early minibatches carry most of the KL (paper, eq. 9).
 - "warmup": min(1, (epoch + 1) / warmup_epochs) / M: the KL fades in over the first epochs.
+
+Maximum a posteriori ("map" networks, `map_loss`): one weight vector w and the log joint
+    -log p(D, w) = -log p(w) - sum_n log p(y_n | x_n, w),  with  -log p(w) = sum_j -log p(w_j)
+summed over EVERY weight and bias j. Minibatch i contributes
+    F_i = pi_i * (-log p(w)) + sum_{n in D_i} -log p(y_n | x_n, w)
+with the same shares pi_i as the KL (so one epoch charges the prior once) and no KL weight: the
+prior enters at its true strength, and the optimiser again minimises `loss = F_i / N`. Under a
+Gaussian prior N(0, sigma^2), -log p(w) = sum_j w_j^2 / (2 sigma^2) + const: L2 with coefficient
+1 / (2 sigma^2) per weight in the summed loss, gradient w_j / sigma^2 (per point after the 1 / N:
+weight decay 1 / (N sigma^2) in the usual "mean NLL + lambda / 2 ||w||^2" form). Under a Laplace
+prior with scale b, -log p(w) = sum_j |w_j| / b + const: L1 with coefficient 1 / b. A maximum
+likelihood network (kind "standard") is the same loss without the prior term.
 """
 
 from __future__ import annotations
@@ -77,3 +89,22 @@ def elbo_loss(
     nll = nll_per_point.mean(dim=0).sum()
     kl_term = kl * (kl_weight * kl_share)
     return ElboTerms(loss=(nll + kl_term) / n_data, nll=nll, kl=kl, kl_term=kl_term)
+
+
+def map_loss(
+    nll_per_point: Tensor, neg_log_prior: Tensor, *, n_data: int, prior_share: float
+) -> ElboTerms:
+    """F_i / N of maximum a posteriori training for one minibatch (see the module docstring).
+
+    Args:
+        nll_per_point: (S, B) negative log-likelihoods (S = 1 for one weight vector).
+        neg_log_prior: -log p(w) summed over every weight and bias (a scalar tensor).
+        n_data: N, the number of training points.
+        prior_share: pi_i for this minibatch (`kl_share(...)`), as for the KL.
+
+    Returns `ElboTerms` with `kl` = -log p(w) and `kl_term` = pi_i * (-log p(w)): the prior's
+    part of the log joint in the place the KL takes in the ELBO.
+    """
+    return elbo_loss(
+        nll_per_point, neg_log_prior, n_data=n_data, kl_weight=1.0, kl_share=prior_share
+    )

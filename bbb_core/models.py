@@ -13,7 +13,9 @@ outputs into per-point negative log-likelihoods and predictive moments:
 Baselines: "standard" (posterior-free network, optional weight decay), "dropout" (MC dropout, Gal
 and Ghahramani, ICML 2016: dropout stays on at prediction) and "ensemble" (Lakshminarayanan et
 al., NeurIPS 2017: K independently initialised standard networks whose K outputs play the part of
-the S Monte Carlo samples).
+the S Monte Carlo samples). "map" is the standard network trained to the maximum a posteriori
+weights under the configured prior: it keeps the prior and `neg_log_prior()` returns
+-log p(w) summed over every weight and bias (`losses.map_loss` says how it enters the loss).
 
 Regression inputs and targets are standardised inside the network with the training set's
 statistics (buffers saved with the weights), so raw outputs are in the data's own units.
@@ -40,7 +42,7 @@ from .layers import (
     bayesian_layers,
     init_like_torch,
 )
-from .priors import build_prior
+from .priors import Prior, build_prior
 from .rng import generator
 
 _LOGVAR_MIN, _LOGVAR_MAX = -20.0, 20.0
@@ -131,11 +133,14 @@ class Network(nn.Module):
         - Output of `forward(x, samples=S)`: (S, B, likelihood.out_features) raw outputs.
     """
 
-    def __init__(self, body: nn.Sequential, likelihood: nn.Module, kind: str) -> None:
+    def __init__(
+        self, body: nn.Sequential, likelihood: nn.Module, kind: str, prior: Prior | None = None
+    ) -> None:
         super().__init__()
         self.body = body
         self.likelihood = likelihood
         self.kind = kind
+        self.prior = prior  # "map": the prior p(w) of every weight and bias of `body`
         for name in ("x_shift", "x_scale", "y_shift", "y_scale"):
             self.register_buffer(name, torch.tensor(0.0 if "shift" in name else 1.0))
 
@@ -169,6 +174,16 @@ class Network(nn.Module):
         total = self.x_shift.new_zeros(())
         for layer in bayesian_layers(self):
             total = total + layer.kl()
+        return total
+
+    def neg_log_prior(self) -> Tensor:
+        """-log p(w) summed over every weight and bias of the body under `self.prior` (a zero
+        tensor without a prior). The likelihood's noise std is not a weight: it has no prior."""
+        total = self.x_shift.new_zeros(())
+        if self.prior is None:
+            return total
+        for p in self.body.parameters():
+            total = total - self.prior.log_prob(p).sum()
         return total
 
 
@@ -267,7 +282,8 @@ def build_model(cfg: ModelConfig, prior_cfg: PriorConfig, dataset: Dataset) -> n
 
     def one() -> Network:
         body = _body(cfg, prior_cfg, dataset.input_shape, likelihood.out_features)
-        net = Network(body, likelihood, cfg.kind)
+        prior = build_prior(prior_cfg) if cfg.kind == "map" else None
+        net = Network(body, likelihood, cfg.kind, prior)
         if dataset.task == "regression":
             net.set_standardisation(dataset.x_train, dataset.y_train)
         return net

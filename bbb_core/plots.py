@@ -68,12 +68,14 @@ MODEL_COLORS = {  # Okabe-Ito: distinguishable with every common colour-vision d
     "standard": "#D55E00",  # vermillion
     "dropout": "#009E73",  # bluish green
     "ensemble": "#CC79A7",  # reddish purple
+    "map": "#E69F00",  # orange
 }
 MODEL_LABELS = {
     "bbb": "BBB",
     "standard": "Standard",
     "dropout": "MC dropout",
     "ensemble": "Ensemble",
+    "map": "MAP",
 }
 SERIES_COLORS = ["#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#000000"]
 OOD_COLORS = ["#E69F00", "#56B4E9", "#CC79A7", "#009E73", "#D55E00", "#000000"]  # OOD sets
@@ -297,7 +299,7 @@ def _regression_traces(
     mean = _np(pred.mean)
     lo, hi = (_np(t) for t in pred.interval(level, "total"))
     back: list[go.Scatter] = []
-    if kind == "standard":
+    if kind in ("standard", "map"):
         if bool((pred.aleatoric_var > 0).any()):  # a point estimate: only the noise band
             half = normal_quantile(level) * _np(pred.aleatoric_std)
             xs, ys = _joined(x, [mean + half, mean - half])

@@ -30,7 +30,7 @@ from .config import RunConfig
 from .data import make_dataset
 from .data.base import Dataset
 from .evaluate import evaluate
-from .losses import elbo_loss, kl_share
+from .losses import elbo_loss, kl_share, map_loss
 from .models import build_model
 from .rng import Streams, use
 
@@ -64,7 +64,8 @@ def resolve_device(name: str = "auto", n_params: int | None = None) -> torch.dev
 class Progress:
     """One epoch's report. nll is summed over the epoch's points (averaged over MC samples), kl is
     the full KL[q || p] after the epoch, elbo = -(nll + kl) and loss = nll + the weighted KL terms
-    actually optimised (kl_weight, schedule)."""
+    actually optimised (kl_weight, schedule). For a "map" network kl is -log p(w) (the prior's
+    term, `losses.map_loss`) and elbo the log joint log p(D, w)."""
 
     step: int  # optimiser steps so far
     epoch: int  # epochs completed
@@ -94,7 +95,7 @@ class Result:
 
 
 def _optimizer(model: nn.Module, cfg: RunConfig) -> torch.optim.Optimizer:
-    decay = cfg.model.weight_decay if cfg.model.kind != "bbb" else 0.0
+    decay = cfg.model.weight_decay if cfg.model.kind not in ("bbb", "map") else 0.0
     fused = next(model.parameters()).device.type in ("cpu", "cuda")
     return torch.optim.Adam(model.parameters(), lr=cfg.train.lr, weight_decay=decay, fused=fused)
 
@@ -114,6 +115,10 @@ def step_objective(
 
     def objective(xb: Tensor, yb: Tensor, share: float | Tensor) -> tuple[Tensor, Tensor, Tensor]:
         out = model(xb, samples=train_samples)
+        if model.kind == "map":  # the prior's -log p(w) at full strength (`losses.map_loss`)
+            nll = model.likelihood.nll(out, yb)
+            terms = map_loss(nll, model.neg_log_prior(), n_data=n_data, prior_share=share)
+            return terms.loss, terms.nll, terms.kl_term
         terms = elbo_loss(
             model.likelihood.nll(out, yb),
             model.kl(),
@@ -283,7 +288,7 @@ class Trainer:
             kl_terms += kl_term.detach()
             self.step += 1
         with torch.no_grad():
-            kl = self.model.kl()
+            kl = self.model.neg_log_prior() if self.model.kind == "map" else self.model.kl()
         nll_v, kl_v, klt_v = (float(v) for v in torch.stack([nll_sum, kl, kl_terms]).cpu())
         if not all(math.isfinite(v) for v in (nll_v, kl_v, klt_v)):
             raise TrainingDiverged(divergence_message(self, nll_v, kl_v, klt_v))

@@ -2,14 +2,16 @@
 
 Heatmaps over the plane of P(class 1), the predictive entropy (total uncertainty) and the mutual
 information (its epistemic part), BBB next to the standard network and the chosen baselines, the
-training points and the far-away ring on top; the ELBO terms and the metrics beside them.
+training points and the far-away ring on top; the ELBO terms and the metrics beside them. A CSV
+file uploaded above the charts (`ui.upload`: two input columns and a label of 2 to 10 classes)
+replaces the toy set with the visitor's own data, private to their session.
 """
 
 import streamlit as st
 
 from bbb_core.config import CLASSIFICATION_DATASETS
 from bbb_core.plots import classification_grid_figure, loss_figure
-from ui import exports, live, routing, widgets
+from ui import exports, live, routing, upload, widgets
 
 PAGE = "classification"
 MAPS = {
@@ -26,23 +28,36 @@ st.markdown(
     "The grey crosses mark a far-away ring of inputs (a quarter of them drawn) used to score "
     "out-of-distribution detection."
 )
-settings = widgets.sidebar(PAGE, "classification", CLASSIFICATION_DATASETS)
+datasets = upload.panel(PAGE, "classification", CLASSIFICATION_DATASETS)
+settings = widgets.sidebar(PAGE, "classification", datasets)
 widgets.messages(settings)
+config, dataset_fn = upload.prepare(PAGE, "classification", settings.config)
 
 
 def draw(run: live.LiveRun) -> None:
     preds = live.predictions(run)
+    mine = upload.data_of(PAGE, run)
+    maps = dict(MAPS)
+    if run.dataset.n_classes > 2:  # P(class 1) alone says little about three or more classes
+        maps.pop("probability")
     left, right = st.columns([2, 1])
     with left:
-        for quantity, title in MAPS.items():
+        if len(maps) < len(MAPS):
+            st.caption(
+                f"{run.dataset.n_classes} classes: the maps show the uncertainty; P(class 1) is "
+                "drawn for two classes only."
+            )
+        for quantity, title in maps.items():
             fig = classification_grid_figure(run.dataset, preds, quantity, title=title)
-            first = quantity == "probability"  # one legend for the three maps
+            first = quantity == next(iter(maps))  # one legend for the maps
             fig.update_layout(
                 height=440 if first else 400,
                 showlegend=first,
                 legend=dict(y=-0.2, yanchor="top"),
                 margin_t=60,
             )
+            if mine:
+                upload.label_classes(fig, mine)
             st.plotly_chart(fig, key=f"{PAGE}-{quantity}")
     with right:
         losses = loss_figure(run.trainers["bbb"].history, n_train=run.dataset.n_train)
@@ -52,9 +67,12 @@ def draw(run: live.LiveRun) -> None:
             "The standard network has one set of weights, so its mutual information is zero "
             "everywhere: it cannot tell unfamiliar inputs from familiar ones."
         )
-    exports.results(
-        PAGE, run.cfg, run.metrics, lambda: exports.classification_frame(run.dataset, preds)
-    )
+
+    def plotted():
+        frame = exports.classification_frame(run.dataset, preds)
+        return upload.export_frame(frame, mine) if mine else frame
+
+    exports.results(PAGE, run.cfg, run.metrics, plotted)
 
 
-live.live_panel(PAGE, settings.config, settings.kinds, settings.mode, draw)
+live.live_panel(PAGE, config, settings.kinds, settings.mode, draw, dataset_fn)

@@ -99,7 +99,9 @@ def main() -> None:
             }
             for m in ("bbb", "standard")
         }
-        wins = sum(mean["bbb"]["auroc"][k] > mean["standard"]["auroc"][k] for k in mean["bbb"]["auroc"])
+        wins = sum(
+            mean["bbb"]["auroc"][k] > mean["standard"]["auroc"][k] for k in mean["bbb"]["auroc"]
+        )
         sets = ", ".join(
             f"{k} {mean['bbb']['auroc'][k]:.2f}/{mean['standard']['auroc'][k]:.2f}"
             for k in mean["bbb"]["auroc"]

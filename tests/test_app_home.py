@@ -32,7 +32,7 @@ def test_home_explains_bbb_with_formulas_and_links_every_page():
         assert part in formulas, part
     text = " ".join(m.value for m in at.markdown)
     assert "Epistemic" in text and "Aleatoric" in text
-    assert len(at.get("page_link")) == 3
+    assert len(at.get("page_link")) == 4  # regression, classification, images, priors
 
 
 def test_the_router_runs_the_regression_page():
@@ -43,6 +43,15 @@ def test_the_router_runs_the_regression_page():
     assert not at.exception, at.exception
     assert at.title[0].value.startswith("Regression")
     assert len(at.get("plotly_chart")) == 3
+
+
+def test_the_router_runs_the_priors_page():
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
+    at.run()
+    at.switch_page("pages/priors.py")
+    at.run()
+    assert not at.exception, at.exception
+    assert at.title[0].value.startswith("Priors and weights")
 
 
 def test_every_streamlit_setting_says_why():

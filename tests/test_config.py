@@ -18,6 +18,7 @@ from bbb_core.config import (
     DATASETS,
     IMAGE_DATASETS,
     LIMITS,
+    MODELS,
     REGRESSION_DATASETS,
     DataConfig,
     ModelConfig,
@@ -282,7 +283,7 @@ def _set_path(cfg: RunConfig, path: str, value):
     return _with(cfg, section if name else None, name or section, value)
 
 
-@pytest.mark.parametrize("task", ["regression", "classification"])
+@pytest.mark.parametrize("task", ["regression", "classification", "priors"])
 def test_every_preset_is_valid(task):
     from ui.presets import PRESETS
 
@@ -469,3 +470,10 @@ def test_to_dict_covers_every_field():
     for section, cls in (("data", DataConfig), ("prior", PriorConfig), ("model", ModelConfig)):
         assert set(d[section]) == {f.name for f in dataclasses.fields(cls)}
     assert set(d["train"]) == {f.name for f in dataclasses.fields(TrainConfig)}
+
+
+def test_map_is_a_model_kind_and_validates():
+    cfg = default_config("blundell")
+    cfg = replace(cfg, model=replace(cfg.model, kind="map"))
+    assert "map" in MODELS and cfg.validate() is cfg
+    assert RunConfig.from_json(cfg.to_json()) == cfg

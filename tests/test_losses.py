@@ -13,9 +13,9 @@ from conftest import assert_close
 
 from bbb_core.config import KL_SCHEDULES
 from bbb_core.layers import BayesianLinear, posterior_mean
-from bbb_core.losses import ElboTerms, elbo_loss, kl_share
+from bbb_core.losses import ElboTerms, elbo_loss, kl_share, map_loss
 from bbb_core.models import GaussianLikelihood
-from bbb_core.priors import GaussianPrior
+from bbb_core.priors import GaussianPrior, LaplacePrior
 
 F64 = torch.float64
 N_BATCHES = [1, 2, 3, 7, 64, 2000]
@@ -198,3 +198,57 @@ def test_epoch_of_minibatch_losses_adds_up_to_full_batch(schedule, m, kl_weight)
     with posterior_mean(layer):
         nll_all = likelihood.nll(layer(x).unsqueeze(0), y).sum()
     assert_close(full * n, nll_all + kl_weight * layer.kl(), rtol=1e-13, atol=0)
+
+
+# --- map_loss -------------------------------------------------------------------------------------
+
+
+def test_map_loss_hand_computed():
+    # NLL (1, 3) = [0.5, 1.0, 1.5] -> 3.0; -log p(w) = 8, share 1/2 -> prior term 4
+    # (no KL weight: the prior counts in full); loss = (3 + 4) / 10 = 0.7
+    terms = map_loss(
+        torch.tensor([[0.5, 1.0, 1.5]], dtype=F64),
+        torch.tensor(8.0, dtype=F64),
+        n_data=10,
+        prior_share=0.5,
+    )
+    assert isinstance(terms, ElboTerms)
+    assert_close(terms.nll, 3.0, rtol=0, atol=1e-12)
+    assert_close(terms.kl, 8.0, rtol=0, atol=1e-12)
+    assert_close(terms.kl_term, 4.0, rtol=0, atol=1e-12)
+    assert_close(terms.loss, 0.7, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("sigma, n_data", [(1.0, 1), (0.3, 20), (2.0, 7)])
+def test_map_l2_gradient_is_the_gaussian_priors_gradient(sigma, n_data):
+    """MAP under N(0, sigma^2): the prior's part of d loss / d w is w / (sigma^2 N) per weight,
+    the gradient of the L2 penalty w^2 / (2 sigma^2) in the summed loss, and equals
+    -d/dw log N(w; 0, sigma^2) / N from torch.distributions."""
+    w = torch.tensor([[-1.5, 0.2, 0.0], [0.7, -0.05, 3.0]], dtype=F64, requires_grad=True)
+    prior = GaussianPrior(sigma)
+    neg_log_prior = -prior.log_prob(w).sum()
+    terms = map_loss(torch.zeros(1, 4, dtype=F64), neg_log_prior, n_data=n_data, prior_share=1.0)
+    (grad,) = torch.autograd.grad(terms.loss, w)
+    coefficient = 1.0 / (2.0 * sigma**2)  # the L2 coefficient per weight in the summed loss
+    assert_close(grad, 2.0 * coefficient * w.detach() / n_data, rtol=1e-12, atol=1e-15)
+    oracle_w = w.detach().clone().requires_grad_(True)
+    normal = torch.distributions.Normal(
+        torch.tensor(0.0, dtype=F64), torch.tensor(sigma, dtype=F64)
+    )
+    (oracle,) = torch.autograd.grad(-normal.log_prob(oracle_w).sum() / n_data, oracle_w)
+    assert_close(grad, oracle, rtol=1e-12, atol=1e-15)
+    # the penalty itself: L2 plus the normaliser, P log(sigma sqrt(2 pi))
+    l2 = coefficient * (w.detach() ** 2).sum() + 6 * math.log(sigma * math.sqrt(2 * math.pi))
+    assert_close(neg_log_prior, l2, rtol=1e-12, atol=1e-12)
+
+
+def test_map_l1_gradient_is_the_laplace_priors_gradient():
+    """MAP under Laplace(0, b): the prior gives sign(w) / (b N): L1 with coefficient 1 / b."""
+    b, n_data = 0.25, 4
+    w = torch.tensor([-1.5, 0.2, 0.7, -0.05], dtype=F64, requires_grad=True)
+    neg_log_prior = -LaplacePrior(b).log_prob(w).sum()
+    terms = map_loss(torch.zeros(1, 2, dtype=F64), neg_log_prior, n_data=n_data, prior_share=1.0)
+    (grad,) = torch.autograd.grad(terms.loss, w)
+    assert_close(grad, torch.sign(w.detach()) / (b * n_data), rtol=1e-12, atol=1e-15)
+    laplace = torch.distributions.Laplace(torch.tensor(0.0, dtype=F64), torch.tensor(b, dtype=F64))
+    assert_close(neg_log_prior, -laplace.log_prob(w.detach()).sum(), rtol=1e-12, atol=1e-12)

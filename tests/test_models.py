@@ -249,3 +249,51 @@ def test_gradients_reach_every_bbb_parameter():
 def test_build_model_validates():
     with pytest.raises(ValueError, match="model.hidden"):
         build_model(ModelConfig(hidden=(0,)), PriorConfig(), toy("blundell"))
+
+
+# --- MAP ------------------------------------------------------------------------------------------
+
+_MAP_PRIORS = {  # family -> (prior config, torch.distributions oracle of one weight's log p)
+    "gaussian": (PriorConfig(family="gaussian", sigma=0.3), lambda w: Normal(0.0, 0.3).log_prob(w)),
+    "laplace": (
+        PriorConfig(family="laplace", b=0.2),
+        lambda w: torch.distributions.Laplace(0.0, 0.2).log_prob(w),
+    ),
+    "mixture": (
+        PriorConfig(family="mixture", pi=0.25, sigma1=1.0, sigma2=math.exp(-6)),
+        lambda w: torch.logsumexp(
+            torch.stack(
+                [
+                    math.log(0.25) + Normal(0.0, 1.0).log_prob(w),
+                    math.log(0.75) + Normal(0.0, math.exp(-6)).log_prob(w),
+                ]
+            ),
+            dim=0,
+        ),
+    ),
+}
+
+
+@pytest.mark.parametrize("family", list(_MAP_PRIORS))
+@pytest.mark.parametrize("setup", ["regression-mlp", "image-cnn"])
+def test_map_network_is_standard_with_minus_log_prior_over_every_weight_and_bias(family, setup):
+    prior_cfg, oracle = _MAP_PRIORS[family]
+    make, arch, hidden, _ = SETUPS[setup]
+    ds = make()
+    model = build_model(ModelConfig(kind="map", arch=arch, hidden=hidden), prior_cfg, ds)
+    assert not bayesian_layers(model) and model.kl().item() == 0.0
+    params = list(model.body.parameters())
+    assert len(params) == 2 * (len(hidden) + 1)  # a weight and a bias per layer: all counted
+    expected = -sum(oracle(p.detach().double()).sum() for p in params)
+    assert_close(model.neg_log_prior(), expected, rtol=1e-5, atol=1e-3)
+    # the gradient reaches every weight and bias, and not the learned noise std
+    model.neg_log_prior().backward()
+    assert all(p.grad is not None for p in params)
+    noise = getattr(model.likelihood, "log_std", None)
+    assert noise is None or noise.grad is None
+
+
+def test_other_kinds_have_no_prior_term():
+    for kind in ("standard", "dropout"):
+        model, _ = build(kind, "regression-mlp")
+        assert model.prior is None and model.neg_log_prior().item() == 0.0

@@ -109,7 +109,8 @@ def rgb(hex_color: str) -> str:
 def test_every_model_kind_has_its_own_colour_and_label():
     assert set(MODEL_COLORS) == set(MODELS)
     assert len(set(MODEL_COLORS.values())) == len(MODELS)
-    assert [plots.model_label(k) for k in MODELS] == ["BBB", "Standard", "MC dropout", "Ensemble"]
+    labels = ["BBB", "Standard", "MC dropout", "Ensemble", "MAP"]
+    assert [plots.model_label(k) for k in MODELS] == labels
     assert plots.model_label("other") == "other"
 
 
@@ -225,6 +226,15 @@ def test_regression_standard_shows_only_its_dotted_noise_band(blundell):
     zero = replace(std, aleatoric_var=torch.zeros_like(std.aleatoric_var))
     names = [t.name for t in regression_figure(ds, {"standard": zero}).data]
     assert "Standard noise 95 %" not in names and "Standard mean" in names
+
+
+def test_regression_map_is_a_point_estimate_with_only_its_noise_band(blundell):
+    ds, preds = blundell
+    fig = regression_figure(ds, {"map": preds["standard"]})
+    names = [t.name for t in fig.data]
+    assert "MAP mean" in names and "MAP noise 95 %" in names
+    assert by_name(fig, "MAP noise 95 %").line.dash == "dot"
+    assert not any(t.fill == "toself" for t in fig.data)
 
 
 def test_regression_draws_capped_and_switchable(blundell):

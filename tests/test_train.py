@@ -459,3 +459,43 @@ def test_a_compiled_run_trains_without_compiling_anew_every_step():
     assert [p.step for p in events] == [p.step for p in eager] == [3, 6, 9]
     assert all(math.isfinite(p.loss) for p in events)
     assert events[-1].nll == pytest.approx(eager[-1].nll, rel=0.5)  # other noise, same scale
+
+
+# --- MAP ------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("family", ["gaussian", "laplace", "mixture"])
+def test_map_reports_minus_log_prior_and_the_log_joint(family):
+    cfg = tiny("blundell")
+    cfg = replace(with_model(cfg, kind="map"), prior=replace(cfg.prior, family=family))
+    trainer = Trainer(cfg)
+    events = list(trainer)
+    last = events[-1]
+    with torch.no_grad():
+        assert last.kl == pytest.approx(float(trainer.model.neg_log_prior()), rel=1e-6)
+    assert all(p.elbo == pytest.approx(-(p.nll + p.kl)) for p in events)  # log p(D, w)
+    assert all(p.loss != p.nll for p in events)  # the prior's term is optimised
+
+
+@pytest.mark.parametrize("kl_weight", [0.0, 1.0, 10.0])
+def test_map_objective_charges_the_full_prior_whatever_the_kl_weight(kl_weight):
+    cfg = with_model(tiny("blundell"), kind="map")
+    trainer = Trainer(cfg)
+    model, x, y = trainer.model, trainer.x, trainer.y
+    objective = step_objective(model, n_data=40, kl_weight=kl_weight, train_samples=1)
+    loss, nll, prior_term = objective(x[:10], y[:10], 0.25)
+    with torch.no_grad():
+        expected_nll = model.likelihood.nll(model(x[:10]), y[:10]).sum()
+        penalty = model.neg_log_prior()
+    assert nll.item() == pytest.approx(float(expected_nll), rel=1e-6)
+    assert prior_term.item() == pytest.approx(0.25 * float(penalty), rel=1e-6)
+    total = (float(expected_nll) + 0.25 * float(penalty)) / 40
+    assert loss.item() == pytest.approx(total, rel=1e-6)
+
+
+def test_map_puts_its_penalty_in_the_loss_not_in_adams_weight_decay():
+    cfg = with_model(tiny("blundell"), kind="map", weight_decay=0.5)
+    trainer = Trainer(cfg)
+    assert all(group["weight_decay"] == 0.0 for group in trainer.optimizer.param_groups)
+    standard = Trainer(with_model(tiny("blundell"), kind="standard", weight_decay=0.5))
+    assert all(group["weight_decay"] == 0.5 for group in standard.optimizer.param_groups)

@@ -256,3 +256,40 @@ def test_a_run_is_unchanged_by_an_images_training_and_global_reseeds_in_another_
     finally:
         stop.set()
         neighbour.join()
+
+
+def test_relevant_config_of_map_keeps_the_prior_and_ignores_bbbs_knobs():
+    cfg = _cfg()
+    bbb_only = replace(
+        cfg,
+        model=replace(cfg.model, rho0=-2.0, estimator="flipout"),
+        train=replace(cfg.train, kl_weight=5.0, train_samples=4, pred_samples=3),
+    )
+    assert live.relevant_config(bbb_only, "map") == live.relevant_config(cfg, "map")
+    narrower = replace(cfg, prior=replace(cfg.prior, sigma=0.1))
+    assert live.relevant_config(narrower, "map") != live.relevant_config(cfg, "map")
+    laplace = replace(cfg, prior=replace(cfg.prior, family="laplace"))
+    assert live.relevant_config(laplace, "map") != live.relevant_config(cfg, "map")
+    other_family = replace(cfg, prior=replace(cfg.prior, b=0.1))  # the prior is Gaussian
+    assert live.relevant_config(other_family, "map") == live.relevant_config(cfg, "map")
+
+
+def test_the_prior_retrains_map_and_bbb_and_the_kl_weight_only_bbb():
+    kinds = ("bbb", "standard", "map")
+    cfg = _cfg()
+    run = _train(cfg, kinds, page="priors")
+    narrow = live.update_run(
+        run, "priors", replace(cfg, prior=replace(cfg.prior, sigma=0.1)), kinds
+    )
+    assert narrow.trainers["standard"] is run.trainers["standard"]
+    assert narrow.trainers["map"] is not run.trainers["map"]
+    assert narrow.trainers["bbb"] is not run.trainers["bbb"]
+    assert narrow.trainers["map"].cfg.prior.sigma == 0.1
+    weighted = live.update_run(
+        narrow, "priors", replace(narrow.cfg, train=replace(cfg.train, kl_weight=0.1)), kinds
+    )
+    assert weighted.trainers["map"] is narrow.trainers["map"]
+    assert weighted.trainers["bbb"] is not narrow.trainers["bbb"]
+    _run_to_end(weighted)
+    assert live.samples_for(weighted, "map") == 1
+    assert live.predictions(weighted)["map"].epistemic_var.abs().max() == 0

@@ -1,7 +1,7 @@
 """The per-session live run: Bayes by Backprop and its baselines training while the charts redraw.
 
 A `LiveRun` holds one `bbb_core.Trainer` per model kind ("bbb", "standard", "dropout",
-"ensemble") on one shared dataset. It lives in `st.session_state` (never in a cache shared by
+"ensemble", "map") on one shared dataset. It lives in `st.session_state` (never in a cache shared by
 sessions); a session keeps at most one run, so at most one model of each kind.
 
 - `update_run(previous, page, cfg, kinds, mode)`: after a knob moves, retrain only the models
@@ -162,7 +162,9 @@ def relevant_config(cfg: RunConfig, kind: str) -> RunConfig:
     """`cfg` for `kind` with the fields that cannot change how `kind` trains set to defaults.
 
     Two configs whose relevant parts are equal train the same model, so moving the KL weight
-    retrains BBB but not the standard network, and the prediction samples retrain nothing.
+    retrains BBB but not the standard network, and the prediction samples retrain nothing. The
+    prior matters to "bbb" and "map"; the KL weight only to "bbb" (MAP charges -log p(w) at full
+    strength), the KL schedule to both (it shares the prior's term over the minibatches).
     """
     base = RunConfig()
     cfg = kind_config(cfg, kind)
@@ -172,11 +174,16 @@ def relevant_config(cfg: RunConfig, kind: str) -> RunConfig:
         model = replace(model, dropout=base.model.dropout)
     if kind != "ensemble":
         model = replace(model, ensemble_size=base.model.ensemble_size)
-    if kind == "bbb":
+    if kind in ("bbb", "map"):
         keep = {name: getattr(cfg.prior, name) for name in _PRIOR_FIELDS[cfg.prior.family]}
         prior = replace(base.prior, family=cfg.prior.family, **keep)
         model = replace(model, weight_decay=base.model.weight_decay)
-    else:
+    if kind == "map":  # a point estimate: no sampling, no KL weight
+        model = replace(model, estimator=base.model.estimator, rho0=base.model.rho0)
+        train = replace(
+            train, kl_weight=base.train.kl_weight, train_samples=base.train.train_samples
+        )
+    elif kind != "bbb":
         prior = base.prior
         model = replace(model, estimator=base.model.estimator, rho0=base.model.rho0)
         train = replace(
@@ -313,7 +320,7 @@ def step_run(run: LiveRun, epochs: int | None = None) -> int:
 def samples_for(run: LiveRun, kind: str) -> int:
     """Monte Carlo samples of `kind`'s predictive now: one for a deterministic network, fewer
     while training so redraws stay quick, the configured number once finished."""
-    if kind == "standard":
+    if kind in ("standard", "map"):
         return 1
     wanted = run.cfg.train.pred_samples
     return wanted if run.done else min(wanted, LIVE_SAMPLES)
@@ -373,9 +380,18 @@ def current_run(page: str) -> LiveRun | None:
     return run if run is not None and run.page == page else None
 
 
-def sync_run(page: str, cfg: RunConfig, kinds: tuple[str, ...], mode: str) -> LiveRun:
-    """The session's run for these settings (see `update_run`), stored in session state."""
-    run = update_run(st.session_state.get(RUN_KEY), page, cfg, kinds, mode, cached_dataset)
+def sync_run(
+    page: str,
+    cfg: RunConfig,
+    kinds: tuple[str, ...],
+    mode: str,
+    dataset_fn: Callable[[RunConfig], Dataset] | None = None,
+) -> LiveRun:
+    """The session's run for these settings (see `update_run`), stored in session state. The
+    dataset comes from `dataset_fn` (the session's own uploaded data) or else from the generated
+    sets shared read-only by all sessions (`cached_dataset`)."""
+    make = dataset_fn or cached_dataset
+    run = update_run(st.session_state.get(RUN_KEY), page, cfg, kinds, mode, make)
     st.session_state[RUN_KEY] = run
     return run
 
@@ -500,17 +516,19 @@ def live_panel(
     kinds: tuple[str, ...],
     mode: str,
     draw: Callable[[LiveRun], None],
+    dataset_fn: Callable[[RunConfig], Dataset] | None = None,
 ) -> LiveRun | None:
     """Sync the session's run with the settings, draw the buttons and the live fragment.
 
     `draw(run)` renders the page's charts from `predictions(run)` and `run.metrics`; it runs
     inside the fragment, so only the charts redraw while training. With `cfg` None (settings the
-    page could not turn into a config) the current run stays as it is.
+    page could not turn into a config) the current run stays as it is. `dataset_fn` as in
+    `sync_run`.
     """
     run = current_run(page)
     if cfg is not None:
         try:
-            run = sync_run(page, cfg, kinds, mode)
+            run = sync_run(page, cfg, kinds, mode, dataset_fn)
         except (TrainingDiverged, ValueError) as err:  # bbb_core's own, plain-text messages
             _log.info("settings rejected on the %s page: %s", page, err)
             st.error(f"These settings cannot train: {err}.", icon=":material/error:")

@@ -16,6 +16,9 @@ type and its allowed values. A page's settings are one dict of values, keyed by 
   written by anyone: it never becomes a Markdown image, link, HTML, colour, icon or formula, each
   echoed value is cut to `MAX_ECHO` characters and at most `MAX_NOTICES` notices are kept.
 - `preset_values` and `dataset_values`: the values that load a preset or a dataset's defaults.
+
+Uploaded data (`TABULAR_DATASETS`) never enters a URL: the link says `data=uploaded`, and a session
+without that upload falls back to the page's first dataset with a notice.
 """
 
 from __future__ import annotations
@@ -29,7 +32,14 @@ from typing import Any
 import torch
 
 from bbb_core import RunConfig, default_config
-from bbb_core.config import DEVICES, ESTIMATORS, KL_SCHEDULES, NOISE_MODELS, PRIORS
+from bbb_core.config import (
+    DEVICES,
+    ESTIMATORS,
+    KL_SCHEDULES,
+    NOISE_MODELS,
+    PRIORS,
+    TABULAR_DATASETS,
+)
 from bbb_core.data.toy import TOY_DEFAULTS
 
 from .presets import Preset, presets_for
@@ -39,6 +49,7 @@ CUDA = torch.cuda.is_available()
 KL_WEIGHTS = (0.0, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0)
 SCALES = (0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 1.0, 2.0, 3.0, 5.0, 10.0)  # prior sigma, b, sigma1
 NARROW = tuple(math.exp(-k) for k in range(11))  # mixture sigma2 = e^0 .. e^-10
+WIDE = tuple(sorted(SCALES + (math.exp(-2), math.exp(-1))))  # sigma1: with the paper's e^-1, e^-2
 MIX_PI = tuple(round(0.05 * k, 2) for k in range(1, 20))
 RHO0 = tuple(-0.5 * k for k in range(20, -1, -1))  # -10 .. 0
 LRS = (0.0005, 0.001, 0.002, 0.003, 0.005, 0.01, 0.02, 0.03, 0.05, 0.1)
@@ -47,6 +58,7 @@ BATCHES = ("full", "8", "16", "32", "64", "128", "256")
 DROPOUT = (0.05, 0.1, 0.2, 0.3, 0.4, 0.5)
 GAPS = tuple(0.25 * k for k in range(17))  # 0 .. 4
 MODES = ("scratch", "continue")
+UPLOADED = "uploaded"  # the URL's `data` for uploaded data (the data itself stays in its session)
 MAX_LAYERS, MAX_WIDTH = 4, 1024
 MAX_HIDDEN_CHARS = 64  # a layer-widths text longer than this is rejected before it is parsed
 MAX_URL_CHARS = 100  # a longer URL value is rejected unread (every valid one is far shorter)
@@ -88,7 +100,7 @@ PARAMS: dict[str, Param] = {
     "sigma": Param("prior.sigma", "float", SCALES),
     "b": Param("prior.b", "float", SCALES),
     "pi": Param("prior.pi", "float", MIX_PI),
-    "sigma1": Param("prior.sigma1", "float", SCALES),
+    "sigma1": Param("prior.sigma1", "float", WIDE),
     "sigma2": Param("prior.sigma2", "float", NARROW),
     "kl": Param("train.kl_weight", "float", KL_WEIGHTS),
     "schedule": Param("train.kl_schedule", "str", KL_SCHEDULES),
@@ -191,10 +203,13 @@ def values_from_config(cfg: RunConfig) -> dict[str, Any]:
 def config_from_values(values: Mapping[str, Any]) -> RunConfig:
     """The validated `RunConfig` the widget values describe; ValueError names what is wrong."""
     cfg = default_config(values["data"])
+    uploaded = values["data"] in TABULAR_DATASETS.values()
     for key, param in PARAMS.items():
         value = values.get(key)
         if param.path is None or value is None or key == "data":
             continue
+        if uploaded and param.path.startswith("data."):
+            continue  # a file has no generator settings
         if key == "hidden":
             try:
                 value = parse_hidden(value)
@@ -324,9 +339,14 @@ def format_value(param: Param, value: Any) -> str:
 def url_params(values: Mapping[str, Any]) -> dict[str, str]:
     """Every setting as URL text (values that are None, e.g. unset, are left out)."""
     out = {}
+    uploaded = values.get("data") in TABULAR_DATASETS.values()
     for key in PARAMS:
         value = values.get(key)
-        if value is not None:
+        if key == "data" and uploaded:
+            out[key] = UPLOADED
+        elif uploaded and (PARAMS[key].path or "").startswith("data."):
+            continue  # the generators' settings do not apply to a file
+        elif value is not None:
             try:
                 out[key] = format_value(PARAMS[key], value)
             except ValueError:
@@ -356,7 +376,16 @@ def read_url(
 
     presets = presets_for(task)
     name = params.get("data", datasets[0])
-    if name not in datasets:
+    uploaded = [d for d in datasets if d in TABULAR_DATASETS.values()]
+    if name == UPLOADED and uploaded:
+        name = uploaded[0]
+    elif name == UPLOADED:
+        note(
+            f"`data=uploaded`: uploaded data stays in the browser tab that uploaded it and is "
+            f"never shared; showing {datasets[0]} instead (upload a CSV file on this page)"
+        )
+        name = datasets[0]
+    elif name not in datasets:
         note(f"{_echo_pair('data', name)} is not a dataset of this page; using {datasets[0]}")
         name = datasets[0]
     values = values_from_config(default_config(name))

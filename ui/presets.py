@@ -132,10 +132,54 @@ _CLASSIFICATION = (
     ),
 )
 
+# the "Priors and weights" page: MLE, MAP and BBB under one prior (task "priors")
+_PRIORS = (
+    Preset(
+        "weight-decay",
+        "weight decay is a Gaussian prior",
+        "MAP under a Gaussian prior N(0, 0.3²) is the standard network trained with the L2 "
+        "penalty w² / (2 · 0.3²) on every weight: its weights gather in the prior's bell, while "
+        "the maximum-likelihood weights spread wider. BBB keeps a whole Gaussian per weight.",
+        "priors",
+        _with("blundell", prior={"family": "gaussian", "sigma": 0.3}),
+    ),
+    Preset(
+        "l1-sparse",
+        "L1 makes weights exactly zero; a Laplace posterior does not",
+        "Laplace prior, b = 0.2: MAP is L1, and almost every MAP weight ends at zero (the spike; "
+        "|w| < 0.001 in the table) while a few carry the fit. BBB's means are pulled towards "
+        "zero, but few reach it: a posterior mean averages over both signs.",
+        "priors",
+        _with("blundell", prior={"family": "laplace", "b": 0.2}),
+    ),
+    Preset(
+        "narrow-prior",
+        "a prior too narrow: every weight pinned to zero",
+        "A Gaussian prior with sigma 0.05 says every weight is almost exactly zero: MAP and "
+        "BBB's means collapse onto the spike and both predict a nearly flat line; only the "
+        "maximum-likelihood network still follows the data.",
+        "priors",
+        _with("blundell", prior={"family": "gaussian", "sigma": 0.05}),
+    ),
+    Preset(
+        "paper-mixture",
+        "the paper's scale mixture",
+        "Blundell et al.'s prior on the moons: N(0, 1) with weight 1/4 plus a narrow spike "
+        "(sigma2 = e^-6). MAP sends most weights into the spike, a soft spike-and-slab; BBB's "
+        "means stay spread, each with its sigma. Compare the pruning curves.",
+        "priors",
+        _with("moons", prior={"family": "mixture", "pi": 0.25, "sigma1": 1.0}),
+    ),
+)
+
 PRESETS: dict[str, dict[str, Preset]] = {
     "regression": {p.slug: p for p in _REGRESSION},
     "classification": {p.slug: p for p in _CLASSIFICATION},
+    "priors": {p.slug: p for p in _PRIORS},
 }
+# Stories about the model, not the data: on uploaded data these load their prior, network and
+# training settings and keep the data (the others are about a toy set's shape).
+ANY_DATA = frozenset({"no-kl", "kl-high", "narrow-prior", "few-samples"})
 
 
 def presets_for(task: str) -> dict[str, Preset]:

@@ -14,6 +14,9 @@ mirrored into the URL (the settings table and its conversions are in `ui.params`
 
 The sections (`data_section`, `network_section`, `prior_section`, `training_section`,
 `baselines_section`, `run_section`) work for any task; a page may call them itself.
+`choose_dataset(page, name)` switches a page's dataset from a callback (an upload arriving or
+going, `ui.upload`); on uploaded data the data section has no generator knobs and the preset
+picker offers only the presets that fit any data (`presets.ANY_DATA`), which keep the data.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from typing import Any
 import streamlit as st
 
 from bbb_core import RunConfig, build_prior
-from bbb_core.config import DEVICES
+from bbb_core.config import DEVICES, TABULAR_DATASETS
 from bbb_core.plots import prior_density_figure
 
 from .params import (
@@ -41,7 +44,7 @@ from .params import (
     read_url,
     url_params,
 )
-from .presets import Preset, presets_for
+from .presets import ANY_DATA, Preset, presets_for
 
 # --- widgets bound to session state ---------------------------------------------------------------
 
@@ -76,7 +79,18 @@ def _on_preset(page: str, task: str) -> None:
     slug = st.session_state[_wkey(page, "preset")]
     preset = presets_for(task).get(slug)
     if preset is not None:
-        _set_all(page, preset_values(preset, st.session_state[_store_key(page)]))
+        store = st.session_state[_store_key(page)]
+        values = preset_values(preset, store)
+        if store.get("data") in TABULAR_DATASETS.values():  # keep the uploaded data
+            values.update(data=store["data"], n=None, noise=None)
+        _set_all(page, values)
+
+
+def choose_dataset(page: str, name: str, **values: Any) -> None:
+    """Show dataset `name` on `page` with its default settings and `values` (call it in a
+    callback: before the widgets are drawn). Used when an upload arrives or goes."""
+    if _store_key(page) in st.session_state:
+        _set_all(page, dataset_values(name, st.session_state[_store_key(page)]) | values)
 
 
 def _on_knob(page: str) -> None:
@@ -204,6 +218,8 @@ DATASET_LABELS = {
     "circles": "circles",
     "spirals": "spirals",
     "xor": "XOR blobs",
+    "csv_regression": "your CSV file (uploaded)",
+    "csv_classification": "your CSV file (uploaded)",
 }
 ESTIMATOR_LABELS = {
     "reparam": "sample weights (paper)",
@@ -233,6 +249,9 @@ def data_section(ctl: Controls) -> None:
         on_change=_on_dataset,
         help="Changing the dataset loads its recommended settings.",
     )
+    if name in TABULAR_DATASETS.values():
+        st.caption("Your uploaded file: its columns are chosen above the charts.")
+        return
     ctl.slider("n", "Training points", 10, help="How many training points to draw.")
     ctl.number("noise", "Data noise", 0.01, fmt="%g", help="Noise level of the generator.")
     if name == "gap":
@@ -363,6 +382,8 @@ def sidebar(page: str, task: str, datasets: Sequence[str]) -> Settings:
     """Draw a page's sidebar and return its `Settings`; writes the settings into the URL."""
     ctl = Controls(page, task, datasets)
     presets = presets_for(task)
+    if ctl.values.get("data") in TABULAR_DATASETS.values():  # the presets that fit any data
+        presets = {slug: p for slug, p in presets.items() if slug in ANY_DATA}
     with st.sidebar:
         if presets:
             names = {"custom": "— your own settings —"} | {s: p.name for s, p in presets.items()}
