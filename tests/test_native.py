@@ -8,7 +8,18 @@ built. Skipped where the library cannot be built (no C compiler): the layers the
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
+import os
+import platform
+import re
+import shutil
+import stat
+import subprocess
+import sys
+import warnings
+from pathlib import Path
 
 import pytest
 import torch
@@ -18,6 +29,8 @@ from bbb_core import layers, native
 from bbb_core.layers import BayesianConv2d, BayesianLinear, kl_normal_sum
 from bbb_core.native import NativePosterior
 from bbb_core.priors import LaplacePrior, ScaleMixturePrior, gaussian_log_prob
+
+ROOT = Path(__file__).resolve().parents[1]
 
 pytestmark = pytest.mark.skipif(
     not native.available(), reason=f"no native kernels: {native.failure}"
@@ -137,6 +150,77 @@ def test_extreme_rho_stays_finite(monkeypatch):
     )
 
 
+def _classes(t: torch.Tensor) -> torch.Tensor:
+    """Each element as 0 (finite), 1 (+inf), 2 (-inf) or 3 (NaN)."""
+    t = t.detach()
+    inf = torch.where(t > 0, 1, 2)
+    return torch.where(torch.isnan(t), 3, torch.where(torch.isinf(t), inf, 0))
+
+
+FIN, INF, NAN = 0, 1, 3
+# weight 7 of 3000 set to `value`: the class of out[7] for "sample", "noise", "var" and of the KL
+NON_FINITE = {
+    ("mu", math.nan): ((NAN, FIN, FIN), NAN),  # noise and variance do not depend on mu
+    ("rho", math.nan): ((NAN, NAN, NAN), NAN),  # softplus(NaN) = NaN
+    ("rho", 1e30): ((FIN, FIN, INF), INF),  # sigma^2 = 1e60 overflows float32
+    ("mu", 1e30): ((FIN, FIN, FIN), INF),  # mu^2 overflows; log p(1e30) = -inf for the mixture
+}
+
+
+@pytest.mark.parametrize("kind", ["sample", "noise", "var"])
+@pytest.mark.parametrize("prior", PRIORS)
+@pytest.mark.parametrize(("where", "value"), list(NON_FINITE))
+def test_nan_and_inf_reach_the_output_and_the_kl(monkeypatch, kind, prior, where, value):
+    """The training's divergence guard looks for NaN and inf: the kernels pass them on as
+    PyTorch's float32 maths does, element by element, and never turn them into finite numbers."""
+    _fixed_seeds(monkeypatch, [77])
+    n = 3000
+    mu, rho = torch.zeros(n), torch.full((n,), -3.0)
+    {"mu": mu, "rho": rho}[where][7] = value
+    mu.requires_grad_()
+    rho.requires_grad_()
+    out, kl = NativePosterior.apply(mu, rho, kind, prior)
+    outs, kl_class = NON_FINITE[(where, value)]
+    assert _classes(out)[7] == outs[["sample", "noise", "var"].index(kind)]
+    assert _classes(kl) == (kl_class if prior is not None else FIN)
+    mu32, rho32 = (t.detach().clone().requires_grad_() for t in (mu, rho))
+    ref_out, ref_kl = _reference(mu32, rho32, native.normals(n, 77), kind, prior)
+    assert torch.equal(_classes(out), _classes(ref_out))  # everywhere else finite, as PyTorch
+    assert _classes(kl) == _classes(ref_kl)
+    if math.isnan(value):  # and a NaN reaches the gradients it touches, as in PyTorch
+        (out.sum() + kl).backward()
+        (ref_out.sum() + ref_kl).backward()
+        for got, want in ((mu.grad, mu32.grad), (rho.grad, rho32.grad)):
+            want = torch.zeros_like(got) if want is None else want
+            assert torch.equal(torch.isnan(got), torch.isnan(want))
+
+
+def test_a_nan_rho_in_a_layer_reaches_its_output_and_kl():
+    layer = _big_linear("reparam")
+    with torch.no_grad():
+        layer.weight_rho[3, 5] = math.nan
+    x = torch.randn(8, 200)
+    assert layer._native_pays(x)
+    out, kl = layer(x), layer.kl()
+    assert torch.isnan(out[:, 3]).all() and torch.isfinite(out[:, :3]).all()
+    assert torch.isnan(kl)
+
+
+def test_the_compiler_keeps_ieee_nan_and_inf():
+    """-ffast-math (and -Ofast) include -ffinite-math-only, under which gcc turns the kernels'
+    NaN-keeping selects into min/max instructions that drop a NaN rho."""
+    assert not set(native._COMPILE) & {"-ffast-math", "-Ofast", "-ffinite-math-only"}
+
+
+@pytest.mark.skipif(platform.machine() != "x86_64", reason="libmvec's names are x86-64's")
+def test_the_kernels_call_the_vector_maths_library():
+    """Without libmvec each exp, log and sin is a scalar call: BBB training steps of the
+    784-1200-1200-10 MLP take 2 to 3 times as long (docs/native.md)."""
+    data = Path(native._library._name).read_bytes()
+    for fn in (b"expf", b"logf", b"sinf"):
+        assert re.search(rb"_ZGV[a-e]N\d+v_" + fn, data), fn
+
+
 # --- the layers -----------------------------------------------------------------------------------
 
 
@@ -247,12 +331,11 @@ def test_convolutions_use_the_kernels_too(monkeypatch):
 
 def test_without_the_library_the_layers_fall_back(monkeypatch, tmp_path):
     """A failed build (here: a compiler that always fails) leaves `available()` False with the
-    reason, and layers train on the PyTorch path."""
-    monkeypatch.setattr(native, "_library", None)
-    monkeypatch.setattr(native, "_tried", False)
-    monkeypatch.setenv("BBB_CACHE_DIR", str(tmp_path))
+    reason and a warning, and layers train on the PyTorch path."""
+    _fresh_state(monkeypatch, tmp_path)
     monkeypatch.setenv("CC", "false")
-    assert not native.available()
+    with pytest.warns(RuntimeWarning, match="failed"):
+        assert not native.available()
     assert "failed" in native.failure
     layer = _big_linear("reparam")
     assert not layer._native_pays(torch.randn(1, 200))
@@ -264,3 +347,204 @@ def test_without_the_library_the_layers_fall_back(monkeypatch, tmp_path):
 def test_bbb_native_0_switches_the_kernels_off(monkeypatch):
     monkeypatch.setenv("BBB_NATIVE", "0")
     assert not native.available() and "BBB_NATIVE" in native.failure
+
+
+# --- the cache: built once, verified before every load -----------------------------------------
+
+PLANTED = r"""
+#include <stdio.h>
+__attribute__((constructor)) static void plant(void) {
+    FILE *f = fopen(MARKER, "w");
+    if (f) fclose(f);
+}
+void bbb_normals(void) {}
+void bbb_forward(void) {}
+void bbb_backward(void) {}
+"""
+
+
+def _fresh_state(monkeypatch, tmp_path) -> Path:
+    """The module as in a new process, with its cache in tmp_path / "cache" (not yet made)."""
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("BBB_CACHE_DIR", str(cache))
+    monkeypatch.delenv("BBB_NATIVE", raising=False)
+    monkeypatch.delenv("CC", raising=False)
+    _forget(monkeypatch)
+    return cache
+
+
+def _forget(monkeypatch):
+    """Forget the loaded library, so that the next `available()` loads it again."""
+    for name, value in (("_library", None), ("_tried", False), ("failure", None)):
+        monkeypatch.setattr(native, name, value)
+
+
+def _count_builds(monkeypatch) -> list:
+    builds = []
+    real = native._build
+    monkeypatch.setattr(native, "_build", lambda *a: builds.append(a) or real(*a))
+    return builds
+
+
+def _compile(tmp_path, name: str, source: str, *defines: str) -> Path:
+    (tmp_path / f"{name}.c").write_text(source)
+    lib = tmp_path / f"{name}.so"
+    cmd = [
+        shutil.which("cc") or "gcc",
+        "-shared",
+        "-fPIC",
+        *defines,
+        str(tmp_path / f"{name}.c"),
+        "-o",
+        str(lib),
+    ]
+    subprocess.run(cmd, check=True, capture_output=True)
+    return lib
+
+
+@pytest.fixture
+def planted(tmp_path) -> tuple[Path, Path]:
+    """A library with the kernels' names whose constructor writes the file `marker`."""
+    marker = tmp_path / "marker"
+    return _compile(tmp_path, "planted", PLANTED, f'-DMARKER="{marker}"'), marker
+
+
+def _write_manifest(library: Path, of: Path | None = None):
+    """A manifest for `library` naming the SHA-256 of `of` (default: the library itself)."""
+    digest = hashlib.sha256((of or library).read_bytes()).hexdigest()
+    native._manifest(library).write_text(json.dumps({"key": native._key(), "sha256": digest}))
+
+
+def _works() -> bool:
+    """The loaded library is the real one: its normals look standard normal."""
+    z = native.normals(10_000, seed=1).double()
+    return abs(z.mean()) < 0.05 and abs(z.std() - 1) < 0.05
+
+
+def test_the_library_is_built_once_then_loaded_from_the_cache(monkeypatch, tmp_path):
+    cache = _fresh_state(monkeypatch, tmp_path)
+    builds = _count_builds(monkeypatch)
+    umask = os.umask(0o002)  # a umask that would leave new files group-writable
+    try:
+        assert native.available() and _works() and len(builds) == 1
+    finally:
+        os.umask(umask)
+    library = native._library_path(native._key())
+    manifest = json.loads(native._manifest(library).read_text())
+    assert manifest == {
+        "key": native._key(),
+        "sha256": hashlib.sha256(library.read_bytes()).hexdigest(),
+    }
+    assert stat.S_IMODE(cache.stat().st_mode) == 0o700
+    assert library.stat().st_mode & 0o022 == 0
+    assert sorted(p.name for p in cache.iterdir()) == sorted([library.name, f"{library.stem}.json"])
+    _forget(monkeypatch)
+    assert native.available() and _works() and len(builds) == 1  # loaded, not rebuilt
+
+
+@pytest.mark.parametrize("manifest", ["stale", "missing"])
+def test_a_truncated_library_is_rebuilt_not_loaded(monkeypatch, tmp_path, manifest):
+    """Loading a truncated library kills the process (SIGBUS): it must never get that far. Run in
+    a child process, where that would show as its exit status."""
+    _fresh_state(monkeypatch, tmp_path)
+    library = native._library_path(native._key())
+    native._build(library, native._key())  # built, not loaded here: truncating it would kill us
+    os.truncate(library, library.stat().st_size // 2)
+    if manifest == "missing":
+        native._manifest(library).unlink()
+    code = "from bbb_core import native; print(native.available(), native.failure)"
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=ROOT
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == ["True", "None"]
+    _forget(monkeypatch)
+    native._verify(library, native._key())  # rebuilt: whole again, and its manifest agrees
+
+
+@pytest.mark.parametrize(
+    "how", ["no manifest", "stale manifest", "group-writable", "symlink", "foreign"]
+)
+def test_a_planted_library_is_never_loaded(monkeypatch, tmp_path, planted, how):
+    """A library that is not what our build wrote never reaches `ctypes.CDLL` (which would run its
+    constructor): it is rebuilt, and the real kernels are used."""
+    planted_lib, marker = planted
+    cache = _fresh_state(monkeypatch, tmp_path)
+    cache.mkdir(mode=0o700)
+    library = native._library_path(native._key())
+    if how == "stale manifest":  # the manifest of an earlier genuine build
+        native._build(library, native._key())
+        library.unlink()
+    if how == "symlink":
+        library.symlink_to(planted_lib)
+    else:
+        shutil.copy(planted_lib, library)
+    if how in ("group-writable", "symlink", "foreign"):  # each with a manifest that matches
+        _write_manifest(library, of=planted_lib)
+    if how == "group-writable":
+        library.chmod(0o775)
+    if how == "foreign":
+        if os.getuid() != 0:
+            pytest.skip("giving a file to another user needs root")
+        os.chown(library, os.getuid() + 1000, -1)
+    assert native.available() and _works()
+    assert not marker.exists()
+    native._verify(library, native._key())  # replaced by a genuine build
+
+
+@pytest.mark.parametrize("mode", [0o770, 0o777], ids=["group", "others"])
+def test_a_directory_others_can_write_is_not_loaded_from(monkeypatch, tmp_path, planted, mode):
+    """Whoever can write the directory could plant a library and its manifest: nothing in it is
+    loaded, the layers fall back to PyTorch with a warning."""
+    planted_lib, marker = planted
+    cache = _fresh_state(monkeypatch, tmp_path)
+    cache.mkdir(mode=0o700)
+    library = native._library_path(native._key())
+    shutil.copy(planted_lib, library)
+    _write_manifest(library)
+    cache.chmod(mode)
+    with pytest.warns(RuntimeWarning, match="writable by group or others"):
+        assert not native.available()
+    assert not marker.exists()
+    assert "cache directory" in native.failure
+    layer = _big_linear("reparam")
+    assert not layer._native_pays(torch.randn(1, 200))
+    (layer(torch.randn(4, 200)).sum() + layer.kl()).backward()
+
+
+def test_a_library_without_the_kernels_is_rebuilt(monkeypatch, tmp_path):
+    """A cached library (with a matching manifest) that lacks the kernels is replaced: loaded,
+    found wanting, unloaded, rebuilt, and the rebuilt file (same path) is the one loaded."""
+    _fresh_state(monkeypatch, tmp_path).mkdir(mode=0o700)
+    builds = _count_builds(monkeypatch)
+    library = native._library_path(native._key())
+    shutil.copy(_compile(tmp_path, "empty", "int bbb_other(void) { return 0; }\n"), library)
+    _write_manifest(library)
+    assert native.available() and _works() and len(builds) == 1
+
+
+def test_a_build_without_the_kernels_falls_back_with_a_warning(monkeypatch, tmp_path):
+    _fresh_state(monkeypatch, tmp_path)
+    builds = _count_builds(monkeypatch)
+    (tmp_path / "other.c").write_text("int bbb_other(void) { return 0; }\n")
+    monkeypatch.setattr(native, "_SOURCE", tmp_path / "other.c")
+    with pytest.warns(RuntimeWarning, match="lacks bbb_normals, bbb_forward, bbb_backward"):
+        assert not native.available()
+    assert len(builds) == 1  # nothing cached: built once, found wanting, given up
+    assert "lacks" in native.failure
+
+
+def test_available_never_raises(monkeypatch, tmp_path):
+    _fresh_state(monkeypatch, tmp_path)
+    monkeypatch.setattr(native, "_key", lambda: 1 / 0)
+    with pytest.warns(RuntimeWarning, match="division by zero"):
+        assert not native.available()
+
+
+def test_no_compiler_turns_the_kernels_off_quietly(monkeypatch, tmp_path):
+    _fresh_state(monkeypatch, tmp_path)
+    monkeypatch.setattr(native.shutil, "which", lambda name: None)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert not native.available()
+    assert "no C compiler" in native.failure
