@@ -548,3 +548,30 @@ def test_no_compiler_turns_the_kernels_off_quietly(monkeypatch, tmp_path):
         warnings.simplefilter("error")
         assert not native.available()
     assert "no C compiler" in native.failure
+
+
+@pytest.mark.parametrize("estimator", ["reparam", "local", "flipout"])
+@pytest.mark.parametrize("rho", [-20.0, -10.0, 0.0, 10.0])  # model.rho0's allowed range, ends in
+def test_both_paths_agree_at_the_ends_of_the_rho_range(monkeypatch, estimator, rho):
+    """A layer trained through the fused kernels and through the PyTorch path gives the same KL
+    and the same KL gradients, and finite gradients of a whole training loss, over the range
+    `model.rho0` allows."""
+    layer = BayesianLinear(64, 64, estimator=estimator, rho0=rho)  # 4,096 weights: kernels
+    x = torch.randn(8, 64, generator=torch.Generator().manual_seed(0))
+    results = {}
+    for path in ("native", "torch"):
+        if path == "torch":
+            monkeypatch.setattr(native, "usable", lambda *tensors: False)
+        layer.zero_grad(set_to_none=True)
+        out = layer(x)  # the pass through this path computes the KL too (see `kl()`)
+        kl = layer.kl()
+        kl.backward(retain_graph=True)
+        kl_grads = [p.grad.clone() for p in layer.parameters()]
+        (out.square().mean() + kl).backward()
+        assert torch.isfinite(out).all() and torch.isfinite(kl)
+        assert all(torch.isfinite(p.grad).all() for p in layer.parameters())
+        results[path] = (kl.detach(), kl_grads)
+    (kl_native, grads_native), (kl_torch, grads_torch) = results["native"], results["torch"]
+    assert kl_native.item() == pytest.approx(kl_torch.item(), rel=1e-5)
+    for a, b in zip(grads_native, grads_torch, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
