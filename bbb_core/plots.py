@@ -348,6 +348,30 @@ def _regression_traces(
     return back, front
 
 
+def training_points(dataset: Dataset) -> go.Scatter:
+    """A 1-D regression set's training points as a marker trace."""
+    return go.Scatter(
+        x=_np(dataset.x_train)[:, 0],
+        y=_np(dataset.y_train),
+        mode="markers",
+        name="training data",
+        marker=dict(color=DATA_COLOR, size=5, opacity=0.6),
+        hovertemplate="x = %{x:.3f}<br>y = %{y:.3f}<extra>training point</extra>",
+    )
+
+
+def true_function(dataset: Dataset, width: float = 2.0) -> go.Scatter:
+    """The noise-free function of a 1-D regression set on its grid (`dataset.f_grid`)."""
+    return go.Scatter(
+        x=_np(dataset.x_grid)[:, 0],
+        y=_np(dataset.f_grid),
+        mode="lines",
+        name="true function",
+        line=dict(color="black", width=width, dash="dash"),
+        hoverinfo="skip",
+    )
+
+
 def regression_figure(
     dataset: Dataset,
     predictives: Mapping[str, RegressionPredictive],
@@ -374,28 +398,10 @@ def regression_figure(
     ]
     for back, _ in layers:
         fig.add_traces(back)
-    fig.add_trace(
-        go.Scatter(
-            x=_np(dataset.x_train)[:, 0],
-            y=_np(dataset.y_train),
-            mode="markers",
-            name="training data",
-            marker=dict(color=DATA_COLOR, size=5, opacity=0.6),
-            hovertemplate="x = %{x:.3f}<br>y = %{y:.3f}<extra>training point</extra>",
-        )
-    )
+    fig.add_trace(training_points(dataset))
     fig.add_traces([front for _, front in layers])
     if show_truth and dataset.f_grid is not None:
-        fig.add_trace(
-            go.Scatter(
-                x=x,
-                y=_np(dataset.f_grid),
-                mode="lines",
-                name="true function",
-                line=dict(color="black", width=2, dash="dash"),
-                hoverinfo="skip",
-            )
-        )
+        fig.add_trace(true_function(dataset))
     _style(fig, title or f"Regression on {dataset.name}", "input x", "target y", height=480)
     y = np.concatenate(
         [_np(dataset.y_train)] + ([_np(dataset.f_grid)] if dataset.f_grid is not None else [])

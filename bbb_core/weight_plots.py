@@ -27,13 +27,14 @@ from plotly.subplots import make_subplots
 
 from .data.base import Dataset
 from .plots import (
-    DATA_COLOR,
     SERIES_COLORS,
     _band,
     _np,
     _style,
     classification_grid_figure,
     model_color,
+    training_points,
+    true_function,
 )
 from .predict import ClassificationPredictive, RegressionPredictive
 from .priors import Prior
@@ -66,27 +67,9 @@ def estimates_figure(
     if "bbb" in preds:
         lo, hi = (_np(t) for t in preds["bbb"].interval(level))
         fig.add_trace(_band(x, lo, hi, f"BBB {100 * level:g} % band", model_color("bbb"), 0.2))
-    fig.add_trace(
-        go.Scatter(
-            x=_np(dataset.x_train)[:, 0],
-            y=_np(dataset.y_train),
-            mode="markers",
-            name="training data",
-            marker=dict(color=DATA_COLOR, size=5, opacity=0.6),
-            hovertemplate="x = %{x:.3f}<br>y = %{y:.3f}<extra>training point</extra>",
-        )
-    )
+    fig.add_trace(training_points(dataset))
     if dataset.f_grid is not None:
-        fig.add_trace(
-            go.Scatter(
-                x=x,
-                y=_np(dataset.f_grid),
-                mode="lines",
-                name="true function",
-                line=dict(color="black", width=1.5, dash="dash"),
-                hoverinfo="skip",
-            )
-        )
+        fig.add_trace(true_function(dataset, width=1.5))
     for i, kind in enumerate(_ordered(preds)):
         label = estimate_label(kind)
         fig.add_trace(
