@@ -1,6 +1,6 @@
 """Shared AppTest helpers for the live pages' tests: open a page with URL parameters, rerun it
-asserting no exception, read a chart's plotly figure by its key, and check that a message shows a
-link's text only as inert code spans."""
+asserting no exception, rerun it until its run has finished, read a chart's plotly figure by its
+key, and check that a message shows a link's text only as inert code spans."""
 
 from __future__ import annotations
 
@@ -24,6 +24,18 @@ def open_page(page: str, **params: str) -> AppTest:
 def run(at: AppTest) -> AppTest:
     at.run()
     assert not at.exception, at.exception
+    return at
+
+
+def run_to_finish(at: AppTest, limit: int = 60, key: str = "live_run") -> AppTest:
+    """Rerun `at` (one training tick each: AppTest runs the live fragment once per run) until the
+    session's run is done, then once more for the final view; fails if it never finishes."""
+    for _ in range(limit):
+        if at.session_state[key].done:
+            break
+        run(at)
+    run(at)
+    assert at.session_state[key].done
     return at
 
 

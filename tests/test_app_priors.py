@@ -12,7 +12,7 @@ import math
 import pytest
 
 pytest.importorskip("streamlit")
-from app_helpers import chart, open_page  # noqa: E402
+from app_helpers import chart, open_page, run_to_finish  # noqa: E402
 from app_helpers import run as _run  # noqa: E402
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
@@ -38,16 +38,6 @@ def _names(fig: dict) -> list[str]:
 
 def _data(fig: dict) -> str:
     return json.dumps(fig["data"], sort_keys=True)
-
-
-def _run_to_finish(at: AppTest, limit: int = 60) -> AppTest:
-    for _ in range(limit):
-        if at.session_state["live_run"].done:
-            break
-        _run(at)
-    _run(at)
-    assert at.session_state["live_run"].done
-    return at
 
 
 def test_defaults_train_mle_map_and_bbb_and_draw_the_weights():
@@ -131,7 +121,7 @@ def test_a_classification_set_shows_the_three_probability_maps():
 
 
 def test_a_finished_run_shows_pruning_metrics_and_downloads():
-    at = _run_to_finish(_page(epochs="30"))
+    at = run_to_finish(_page(epochs="30"))
     pruning = _chart(at, "pruning")
     assert _names(pruning) == ["BBB by |μ|/σ", "BBB by |μ|", "MAP by |w|"]
     run = at.session_state["live_run"]

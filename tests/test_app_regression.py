@@ -13,7 +13,7 @@ import pytest
 from ui import params
 
 pytest.importorskip("streamlit")
-from app_helpers import assert_inert, chart, open_page  # noqa: E402
+from app_helpers import assert_inert, chart, open_page, run_to_finish  # noqa: E402
 from app_helpers import run as _run  # noqa: E402
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
@@ -34,16 +34,6 @@ def _traces(fig: dict) -> list[str]:
 
 def _data(fig: dict) -> str:
     return json.dumps(fig["data"], sort_keys=True)
-
-
-def _run_to_finish(at: AppTest, limit: int = 40) -> AppTest:
-    for _ in range(limit):
-        if at.session_state["live_run"].done:
-            break
-        _run(at)
-    _run(at)
-    assert at.session_state["live_run"].done
-    return at
 
 
 def test_defaults_draw_the_fit_the_losses_and_the_prior():
@@ -172,7 +162,7 @@ def test_a_huge_seed_falls_back_with_a_short_notice():
 
 
 def test_the_link_notice_stays_after_the_run_finishes_until_a_setting_changes():
-    at = _run_to_finish(_page(epochs="40", sigma="oops"))  # the finished run reran the page
+    at = run_to_finish(_page(epochs="40", sigma="oops"))  # the finished run reran the page
     assert at.dataframe
     assert len(at.warning) == 1 and "sigma='oops'" in at.warning[0].value
     _run(at)  # any later rerun (Play, Pause, a page switch) still shows it
@@ -183,7 +173,7 @@ def test_the_link_notice_stays_after_the_run_finishes_until_a_setting_changes():
 
 
 def test_a_finished_run_shows_metrics_and_downloads():
-    at = _run_to_finish(_page(epochs="20"))
+    at = run_to_finish(_page(epochs="20"))
     status = at.session_state["live_run"]
     assert status.metrics is not None
     assert any(m.value.startswith(":green[**Finished**]") for m in at.markdown)

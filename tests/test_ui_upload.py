@@ -12,7 +12,7 @@ import pytest
 import torch
 
 pytest.importorskip("streamlit")
-from app_helpers import assert_inert, chart, open_page  # noqa: E402
+from app_helpers import assert_inert, chart, open_page, run_to_finish  # noqa: E402
 from app_helpers import run as _run  # noqa: E402
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
@@ -34,16 +34,6 @@ def _upload(at: AppTest, page: str, name: str, data: bytes | None) -> AppTest:
 def _epochs(at: AppTest, page: str, epochs: int) -> AppTest:
     at.number_input(key=f"{page}:epochs").set_value(epochs)
     return _run(at)
-
-
-def _finish(at: AppTest, limit: int = 40) -> AppTest:
-    for _ in range(limit):
-        if at.session_state["live_run"].done:
-            break
-        _run(at)
-    _run(at)
-    assert at.session_state["live_run"].done
-    return at
 
 
 def _frame(at: AppTest, column: str) -> pd.DataFrame:
@@ -76,7 +66,7 @@ def test_a_regression_upload_trains_on_the_file_and_the_url_says_uploaded(cache_
     at = open_page("regression")
     assert at.session_state["live_run"].cfg.data.name == "blundell"
     _upload(at, "regression", "sales.csv", REGRESSION)
-    at = _finish(_epochs(at, "regression", 40))
+    at = run_to_finish(_epochs(at, "regression", 40))
     run = at.session_state["live_run"]
     mine = at.session_state["regression::upload"].data
     assert run.cfg.data.name == "csv_regression" and run.cfg.data.source == mine.source
@@ -124,7 +114,7 @@ def test_a_bad_choice_of_columns_shows_why_and_keeps_the_run():
 def test_a_classification_upload_maps_labels_and_draws_the_uncertainty(cache_calls):
     at = open_page("classification")
     _upload(at, "classification", "beans.csv", CLASSIFICATION)
-    at = _finish(_epochs(at, "classification", 30))
+    at = run_to_finish(_epochs(at, "classification", 30))
     run = at.session_state["live_run"]
     assert run.cfg.data.name == "csv_classification" and run.dataset.n_classes == 3
     mapping = _frame(at, "label in the file")
