@@ -886,3 +886,42 @@ def pruning_figure(fractions, errors: Mapping[str, object], title: str = "") -> 
     )
     fig.update_yaxes(rangemode="tozero")
     return fig
+
+
+def data_size_figure(points: Sequence[Any], task: str, title: str | None = None) -> go.Figure:
+    """Epistemic (left) and aleatoric (right) uncertainty on the test set against the number of
+    training points, a line per model, from `data_size.data_size_sweep`'s `SizePoint`s.
+
+    task: "classification" (mutual information and expected entropy, nats) or "regression"
+    (epistemic and aleatoric std, the target's units). The x axes are logarithmic.
+    """
+    unit = "nats" if task == "classification" else "std"
+    names = (
+        ("epistemic: mutual information", "aleatoric: expected entropy")
+        if task == "classification"
+        else ("epistemic std", "aleatoric std")
+    )
+    fig = make_subplots(rows=1, cols=2, subplot_titles=names, horizontal_spacing=0.12)
+    kinds = list(dict.fromkeys(p.kind for p in points))
+    for i, kind in enumerate(kinds):
+        label = model_label(kind)
+        mine = sorted((p for p in points if p.kind == kind), key=lambda p: p.n_train)
+        n = [p.n_train for p in mine]
+        for col, values in ((1, [p.epistemic for p in mine]), (2, [p.aleatoric for p in mine])):
+            fig.add_trace(
+                go.Scatter(
+                    x=n,
+                    y=values,
+                    mode="lines+markers",
+                    name=label,
+                    legendgroup=kind,
+                    showlegend=col == 1,
+                    line=dict(color=model_color(kind, i)),
+                    hovertemplate=f"%{{x}} points: %{{y:.4g}} {unit}<extra>{label}</extra>",
+                ),
+                row=1,
+                col=col,
+            )
+    fig.update_xaxes(type="log", title_text="training points")
+    fig.update_yaxes(title_text=unit, rangemode="tozero")
+    return _style(fig, title or "Does more data help?", height=380, above_px=20)
