@@ -922,6 +922,7 @@ def data_size_figure(points: Sequence[Any], task: str, title: str | None = None)
                 row=1,
                 col=col,
             )
-    fig.update_xaxes(type="log", title_text="training points")
+    sizes = sorted({p.n_train for p in points})
+    fig.update_xaxes(type="log", title_text="training points", tickvals=sizes, ticktext=sizes)
     fig.update_yaxes(title_text=unit, rangemode="tozero")
     return _style(fig, title or "Does more data help?", height=380, above_px=20)

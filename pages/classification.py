@@ -11,7 +11,7 @@ import streamlit as st
 
 from bbb_core.config import CLASSIFICATION_DATASETS
 from bbb_core.plots import classification_grid_figure, loss_figure
-from ui import exports, live, routing, upload, widgets
+from ui import exports, live, routing, sweep, upload, widgets
 
 PAGE = "classification"
 MAPS = {
@@ -76,3 +76,5 @@ def draw(run: live.LiveRun) -> None:
 
 
 live.live_panel(PAGE, config, settings.kinds, settings.mode, draw, dataset_fn)
+generated = config is not None and config.data.name in CLASSIFICATION_DATASETS
+sweep.panel(PAGE, "classification", config, generated)

@@ -10,7 +10,7 @@ import streamlit as st
 
 from bbb_core.config import REGRESSION_DATASETS
 from bbb_core.plots import loss_figure, regression_figure
-from ui import exports, live, routing, upload, widgets
+from ui import exports, live, routing, sweep, upload, widgets
 
 PAGE = "regression"
 CHART_HEIGHT = 480
@@ -55,3 +55,5 @@ def draw(run: live.LiveRun) -> None:
 
 
 live.live_panel(PAGE, config, settings.kinds, settings.mode, draw, dataset_fn)
+generated = config is not None and config.data.name in REGRESSION_DATASETS
+sweep.panel(PAGE, "regression", config, generated)

@@ -232,3 +232,25 @@ def test_a_diverging_run_shows_a_message_not_a_traceback(monkeypatch):
     at = _page(lr="0.1")
     assert not at.exception
     assert any("diverged" in e.value and "learning rate" in e.value for e in at.error)
+
+
+def test_the_data_size_sweep_runs_a_point_per_frame_and_draws_both_parts():
+    at = _page(epochs="20")
+    button = next(b for b in at.button if b.label == "Sweep the training-set size")
+    button.click()
+    _run(at)
+    sweep = at.session_state["regression::size_sweep"]
+    assert sweep.cfg.model.noise_model == "hetero" and len(sweep.points) == 1
+    for _ in range(15):
+        if sweep.done:
+            break
+        _run(at)  # AppTest runs the sweep's fragment once per run: one more point
+    assert sweep.done and sweep.error is None
+    assert [(p.n_train, p.kind) for p in sweep.points][:3] == [
+        (25, "bbb"),
+        (25, "dropout"),
+        (50, "bbb"),
+    ]
+    fig = _chart(at, "size-sweep")
+    assert [t["name"] for t in fig["data"]] == ["BBB", "BBB", "MC dropout", "MC dropout"]
+    assert not at.exception and not at.error
