@@ -19,13 +19,12 @@ Monte Carlo samples, and returns tensors on the CPU; nothing here draws or impor
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
 
 from . import metrics
-from .config import RunConfig
 from .data.base import Dataset
 from .data.ood import rotate
 from .evaluate import classification_metrics
@@ -261,11 +260,6 @@ def analyse(
         table[name] = classification_metrics(test, dataset.y_test, ood.get(primary_ood))
         rel[name] = metrics.reliability(test.probs, dataset.y_test, n_bins)
     return ImageAnalysis(tests, oods, table, rel)
-
-
-def baseline_config(cfg: RunConfig, kind: str) -> RunConfig:
-    """`cfg` with the model kind swapped: a baseline on BBB's architecture, data and seed."""
-    return replace(cfg, model=replace(cfg.model, kind=kind))
 
 
 def pruning_curves(model: nn.Module, dataset: Dataset, fractions: list[float]) -> dict[str, Tensor]:

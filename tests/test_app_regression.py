@@ -45,7 +45,7 @@ def test_defaults_draw_the_fit_the_losses_and_the_prior():
         assert name in fit
     assert _traces(_chart(at, "loss")) == ["NLL", "KL", "−ELBO"]
     assert len(_chart(at, "prior-plot")["data"]) == 1
-    assert [b.label for b in at.button] == ["Pause", "Step", "Reset"]
+    assert [b.label for b in at.button] == ["Pause", "Step", "Reset", "Sweep the training-set size"]
     assert not at.error and not at.warning
     run = at.session_state["live_run"]
     assert run.kinds == ("bbb", "standard") and run.trainers["bbb"].epoch > 0

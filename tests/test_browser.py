@@ -196,19 +196,33 @@ def test_live_page_trains_and_retrains_after_a_slider_moves(app_url, page, page_
 
 def test_images_page_trains_and_shows_its_charts(app_url, page):
     page.goto(f"{app_url}/images")
-    page.locator("h1").first.wait_for()
+    page.locator(".st-key-images-accuracy .js-plotly-plot").first.wait_for()  # no click: it trains
+    page.locator(".st-key-images-hist-entropy .js-plotly-plot").first.wait_for()
     _no_exception(page)
-    epochs = page.locator(".st-key-img_epochs_digits input")
-    epochs.fill("5")
-    epochs.press("Enter")
-    page.wait_for_timeout(500)
-    page.locator(".st-key-img_train button").click()
-    page.locator(".st-key-img-pruning .js-plotly-plot").wait_for()  # the last chart drawn
+    _wait_settled(page, "images")  # the default run (60 epochs) finishes in seconds
+    page.locator(".st-key-images-pruning .js-plotly-plot").first.wait_for()  # the last chart drawn
     _no_exception(page)
-    for key in ("img-reliability", "img-hist-entropy", "img-rot-curve", "img-pruning"):
-        assert page.locator(f".st-key-{key} .js-plotly-plot").count() == 1, key
+    for key in ("reliability", "hist-entropy", "gallery-0", "rot-curve", "pruning"):
+        assert page.locator(f".st-key-images-{key} .js-plotly-plot").count() == 1, key
     page.wait_for_timeout(800)
     _screenshot(page, "images", docs=False)
+
+    page.goto(f"{app_url}/images?epochs=10")  # a knob retrains
+    _wait_settled(page, "images")
+    selector = ".st-key-images-hist-entropy"
+    before = _signature(page, selector)
+    assert before is not None
+    _press_slider(page, ".st-key-images-kl input[type=range]", "ArrowRight", "0.2")
+    try:
+        page.wait_for_function("() => location.search.includes('kl=0.2')")
+        _wait_changed(page, selector, before)
+        _wait_settled(page, "images")
+    except Exception as error:
+        state = f"url {page.url}, status {_status(page, 'images')!r}"
+        raise AssertionError(f"after the slider moved: {state}") from error
+    _no_exception(page)
+    assert "Finished" in _status(page, "images")
+    assert _signature(page, selector) != before
 
 
 def test_a_hostile_link_shows_inert_bounded_notices(app_url, page):

@@ -12,7 +12,7 @@ import pytest
 
 from bbb_core import RunConfig, default_config, predictive
 from bbb_core.config import CLASSIFICATION_DATASETS, REGRESSION_DATASETS
-from ui import exports, live, params
+from ui import exports, images, live, params
 from ui.presets import PRESETS, presets_for
 
 STORY_PRESETS = {
@@ -298,20 +298,22 @@ def test_the_story_presets_exist_and_tell_a_story():
 )
 def test_preset_values_are_allowed_by_their_widgets_and_rebuild_the_preset(task, slug):
     preset = presets_for(task)[slug]
-    values = params.preset_values(preset, {"device": "cpu", "mode": "continue"})
+    table = images.TABLE if task == "images" else params.PARAMS  # the page's own settings
+    values = params.preset_values(preset, {"device": "cpu", "mode": "continue"}, table)
     for key, value in values.items():
-        param = params.PARAMS[key]
+        param = table[key]
         if param.options and key != "preset":
             assert value in param.options, (slug, key, value)
     assert values["device"] == "cpu" and values["mode"] == "continue"
-    rebuilt = params.config_from_values(values)
+    rebuilt = params.config_from_values(values, table)
     assert live.relevant_config(rebuilt, "bbb") == live.relevant_config(
         replace(preset.config, device="cpu", data=rebuilt.data), "bbb"
     )
 
 
 @pytest.mark.parametrize(
-    "task, page_default", [("regression", "blundell"), ("classification", "moons")]
+    "task, page_default",
+    [("regression", "blundell"), ("classification", "moons"), ("images", "digits")],
 )
 def test_every_preset_changes_the_page_default_view(task, page_default):
     for preset in presets_for(task).values():

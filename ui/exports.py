@@ -9,6 +9,8 @@ Plotted data, one row per point, a `set` column saying which:
   "train" rows (x, y).
 - 2-D classification: "grid" rows (x1, x2, in_range and per model `<kind>_p1`, `<kind>_entropy`,
   `<kind>_mutual_info`), then "train" rows (x1, x2, label).
+- images: one row per test image (index, label and per model `<kind>_prediction`,
+  `<kind>_confidence`, `<kind>_entropy`, `<kind>_mutual_info`, `<kind>_p0` ... `<kind>_p9`).
 """
 
 from __future__ import annotations
@@ -71,16 +73,35 @@ def classification_frame(dataset: Dataset, preds: Mapping) -> pd.DataFrame:
     return pd.concat([grid, train], ignore_index=True)
 
 
+def image_frame(dataset: Dataset, preds: Mapping) -> pd.DataFrame:
+    """The test set's per-image predictions (see the module docstring)."""
+    frame = pd.DataFrame({"index": np.arange(len(dataset.y_test))})
+    frame["label"] = dataset.y_test.cpu().numpy()
+    for kind, pred in preds.items():
+        frame[f"{kind}_prediction"] = pred.prediction.cpu().numpy()
+        frame[f"{kind}_confidence"] = _np(pred.confidence)
+        frame[f"{kind}_entropy"] = _np(pred.entropy)
+        frame[f"{kind}_mutual_info"] = _np(pred.mutual_info)
+        probs = _np(pred.probs)
+        for c in range(probs.shape[1]):
+            frame[f"{kind}_p{c}"] = probs[:, c]
+    return frame
+
+
 def metrics_csv(metrics: Mapping[str, Mapping[str, float]]) -> str:
     """The metrics table (`bbb_core.plots.metrics_frame`) as CSV, one row per model."""
     return metrics_frame(metrics).to_csv()
 
 
 def results(
-    page: str, cfg: RunConfig, metrics: Mapping | None, data: Callable[[], pd.DataFrame]
+    page: str,
+    cfg: RunConfig,
+    metrics: Mapping | None,
+    data: Callable[[], pd.DataFrame],
+    data_label: str = "Plotted data",
 ) -> None:
-    """The metrics table (once finished) and the downloads: config, plotted data (`data()`,
-    called only then) and metrics."""
+    """The metrics table (once finished) and the downloads: config, the data (`data()`, called
+    only then; `data_label` names it, e.g. "Test predictions") and metrics."""
     if metrics is None:
         st.caption("The metrics table and the downloads appear when training finishes.")
         return
@@ -89,7 +110,7 @@ def results(
     st.dataframe(frame, column_config={c: number for c in frame.columns}, key=f"{page}-metrics")
     downloads = [
         ("Config (JSON)", config_json(cfg), "config.json", "application/json"),
-        ("Plotted data (CSV)", data().to_csv(index=False), "plotted_data.csv", "text/csv"),
+        (f"{data_label} (CSV)", data().to_csv(index=False), _file_name(data_label), "text/csv"),
         ("Metrics (CSV)", metrics_csv(metrics), "metrics.csv", "text/csv"),
     ]
     for col, (label, text, name, mime) in zip(st.columns(3), downloads, strict=True):
@@ -103,3 +124,8 @@ def results(
             key=f"{page}-download-{name}",
             width="stretch",
         )
+
+
+def _file_name(label: str) -> str:
+    """ "Test predictions" -> "test_predictions.csv"."""
+    return label.lower().replace(" ", "_") + ".csv"

@@ -12,11 +12,14 @@ sessions); a session keeps at most one run, so at most one model of each kind.
   catching divergence. `step_run` trains a fixed number of epochs; `reset_run` goes back to
   epoch 0.
 - `predictions(run, x_name)` and `finish(run)`: the predictive on the plotted inputs (fewer Monte
-  Carlo samples while training, all of them once finished) and the metrics, both cached per run.
+  Carlo samples while training, all of them once finished) and the metrics, both cached per run
+  (a page with its own analysis passes `evaluate_run`; `run.series` keeps what a page records
+  frame by frame, such as the test accuracy per epoch).
 - `live_panel(page, cfg, kinds, mode, draw)`: the Play / Pause, Step and Reset buttons and an
   `st.fragment(run_every=TICK_SECONDS)` that redraws the page's charts (`draw(run)`) from the
   run as it stands. The timer runs only while training; when the run finishes the fragment asks
-  for one full rerun, which shows the metrics and stops it.
+  for one full rerun, which shows the metrics and stops it. With `wait_for_play` (a run the page
+  has said will take minutes) a new run waits, paused, for Play.
 
 How a frame works: the fragment first draws the run as it stands (so the browser gets the
 charts at once and renders them while the server trains), then trains for a slice of about
@@ -105,6 +108,8 @@ class LiveRun:
     finished_after: float | None = None  # wall seconds from start to the last model done
     metrics: dict[str, dict[str, float]] | None = None
     draw_seconds: float = 0.0  # how long the last redraw took
+    # what a page records frame by frame (e.g. test accuracy per epoch): kept while training
+    series: dict[Any, Any] = field(default_factory=dict, repr=False)
     _cache: dict[Any, Any] = field(default_factory=dict, repr=False)
 
     @property
@@ -168,6 +173,7 @@ def relevant_config(cfg: RunConfig, kind: str) -> RunConfig:
     """
     base = RunConfig()
     cfg = kind_config(cfg, kind)
+    cfg = replace(cfg, data=replace(cfg.data, ood=None))  # the OOD set only scores the models
     train = replace(cfg.train, pred_samples=base.train.pred_samples)
     model = cfg.model
     if kind != "dropout":
@@ -210,7 +216,9 @@ def _new_trainer(cfg: RunConfig, kind: str, dataset: Dataset, init_from=None) ->
 
 
 def _same_data(a: RunConfig, b: RunConfig) -> bool:
-    return a.data == b.data and a.seed == b.seed
+    """Whether `a` and `b` train on the same data (the images' chosen OOD set only picks the set
+    the metrics score: every set is in the dataset)."""
+    return replace(a.data, ood=None) == replace(b.data, ood=None) and a.seed == b.seed
 
 
 def update_run(
@@ -339,8 +347,13 @@ def predictions(run: LiveRun, x_name: str = "x_grid") -> dict[str, Any]:
     return run._cache[key]
 
 
-def finish(run: LiveRun) -> dict[str, dict[str, float]]:
-    """Every model's metrics (`bbb_core.evaluate`), computed once per finished run."""
+def finish(
+    run: LiveRun, evaluate_run: Callable[[LiveRun], dict] | None = None
+) -> dict[str, dict[str, float]]:
+    """Every model's metrics, computed once per finished run: by `bbb_core.evaluate`, or by
+    `evaluate_run(run)` for a page that computes them with its own analysis."""
+    if run.metrics is None and evaluate_run is not None:
+        run.metrics = evaluate_run(run)
     if run.metrics is None:  # each model's draws from streams derived from the seed
         run.metrics = {
             kind: evaluate(t.model, run.dataset, kind_config(run.cfg, kind))
@@ -449,14 +462,16 @@ def _status(run: LiveRun, slot) -> None:
         slot.markdown(f":{color}[**{state}**] · {details}")
 
 
-def _body(page: str, draw: Callable[[LiveRun], None], timed: bool) -> None:
+def _body(
+    page: str, draw: Callable[[LiveRun], None], timed: bool, evaluate_run: Callable | None = None
+) -> None:
     run = current_run(page)
     if run is None:
         return
     if timed and not run.active:  # finished or stopped since the timer started: a full rerun
         st.rerun()  # shows the result and drops the timer
     with st.container(key=f"{page}-live"):
-        _frame(run, page, draw)
+        _frame(run, page, draw, evaluate_run)
 
 
 def _debug(run: LiveRun, frame_start: float, kind: str) -> None:
@@ -472,14 +487,19 @@ def _debug(run: LiveRun, frame_start: float, kind: str) -> None:
         )
 
 
-def _frame(run: LiveRun, page: str, draw: Callable[[LiveRun], None]) -> None:
+def _frame(
+    run: LiveRun,
+    page: str,
+    draw: Callable[[LiveRun], None],
+    evaluate_run: Callable[[LiveRun], dict] | None = None,
+) -> None:
     """One frame: draw the run as it stands, then train a slice (see the module docstring)."""
     first = run.active and run.ticks == 0
     frame_start = time.perf_counter()
     if first:
         tick(run, FIRST_SLICE)
     if run.done and run.error is None:
-        finish(run)
+        finish(run, evaluate_run)
     start = time.perf_counter()
     with st.container(key=f"{page}-status"):  # CSS class st-key-<page>-status (for tests)
         status = st.empty()
@@ -517,18 +537,25 @@ def live_panel(
     mode: str,
     draw: Callable[[LiveRun], None],
     dataset_fn: Callable[[RunConfig], Dataset] | None = None,
+    *,
+    evaluate_run: Callable[[LiveRun], dict] | None = None,
+    wait_for_play: bool = False,
 ) -> LiveRun | None:
     """Sync the session's run with the settings, draw the buttons and the live fragment.
 
     `draw(run)` renders the page's charts from `predictions(run)` and `run.metrics`; it runs
     inside the fragment, so only the charts redraw while training. With `cfg` None (settings the
     page could not turn into a config) the current run stays as it is. `dataset_fn` as in
-    `sync_run`.
+    `sync_run`; `evaluate_run` as in `finish`. With `wait_for_play` (a run the page has said
+    will take minutes) a run that has not trained yet waits, paused, for Play.
     """
     run = current_run(page)
     if cfg is not None:
+        previous = run
         try:
             run = sync_run(page, cfg, kinds, mode, dataset_fn)
+            if wait_for_play and run is not previous and run.ticks == 0:
+                run.playing = any(t.epoch for t in run.trainers.values())
         except (TrainingDiverged, ValueError) as err:  # bbb_core's own, plain-text messages
             _log.info("settings rejected on the %s page: %s", page, err)
             st.error(f"These settings cannot train: {err}.", icon=":material/error:")
@@ -546,5 +573,5 @@ def live_panel(
         "{opacity: 1 !important; transition: none !important;}</style>"
     )
     timed = run.active
-    st.fragment(_body, run_every=TICK_SECONDS if timed else None)(page, draw, timed)
+    st.fragment(_body, run_every=TICK_SECONDS if timed else None)(page, draw, timed, evaluate_run)
     return run

@@ -17,6 +17,9 @@ type and its allowed values. A page's settings are one dict of values, keyed by 
   echoed value is cut to `MAX_ECHO` characters and at most `MAX_NOTICES` notices are kept.
 - `preset_values` and `dataset_values`: the values that load a preset or a dataset's defaults.
 
+Each of these takes the page's table of settings: `PARAMS`, or a page's own selection of rows and
+rows of its own (the images page's `ui.images.TABLE`: architecture, OOD set, wider layers).
+
 Uploaded data (`TABULAR_DATASETS`) never enters a URL: the link says `data=uploaded`, and a session
 without that upload falls back to the page's first dataset with a notice.
 """
@@ -79,7 +82,11 @@ class Param:
     type: str  # "str", "int", "float", "bool" or "hidden" (layer widths as "32, 32")
     options: tuple = ()  # the allowed values, when the widget offers a fixed list
     low: float | None = None  # inclusive bounds of a free number
-    high: float | None = None
+    high: float | None = None  # "hidden": the widest layer (None: MAX_WIDTH)
+
+    @property
+    def max_width(self) -> int:
+        return MAX_WIDTH if self.high is None else int(self.high)
 
 
 PARAMS: dict[str, Param] = {
@@ -180,11 +187,12 @@ def _set(obj: Any, path: str, value: Any) -> Any:
     return replace(obj, **{head: _set(getattr(obj, head), rest, value)})
 
 
-def values_from_config(cfg: RunConfig) -> dict[str, Any]:
-    """The widget values that show `cfg` (UI settings at their defaults)."""
+def values_from_config(cfg: RunConfig, table: Mapping[str, Param] = PARAMS) -> dict[str, Any]:
+    """The widget values that show `cfg` (UI settings at their defaults); `table`: the page's
+    settings (`PARAMS` or a page's own selection of rows)."""
     n_default, noise_default = TOY_DEFAULTS.get(cfg.data.name, (None, None))
-    values: dict[str, Any] = dict(UI_DEFAULTS)
-    for key, param in PARAMS.items():
+    values: dict[str, Any] = {k: v for k, v in UI_DEFAULTS.items() if k in table}
+    for key, param in table.items():
         if param.path is None:
             continue
         value = _get(cfg, param.path)
@@ -200,11 +208,12 @@ def values_from_config(cfg: RunConfig) -> dict[str, Any]:
     return values
 
 
-def config_from_values(values: Mapping[str, Any]) -> RunConfig:
-    """The validated `RunConfig` the widget values describe; ValueError names what is wrong."""
+def config_from_values(values: Mapping[str, Any], table: Mapping[str, Param] = PARAMS) -> RunConfig:
+    """The validated `RunConfig` the widget values describe (the dataset's defaults for the
+    fields `table` has no row for); ValueError names what is wrong."""
     cfg = default_config(values["data"])
     uploaded = values["data"] in TABULAR_DATASETS.values()
-    for key, param in PARAMS.items():
+    for key, param in table.items():
         value = values.get(key)
         if param.path is None or value is None or key == "data":
             continue
@@ -212,7 +221,7 @@ def config_from_values(values: Mapping[str, Any]) -> RunConfig:
             continue  # a file has no generator settings
         if key == "hidden":
             try:
-                value = parse_hidden(value)
+                value = parse_hidden(value, param.max_width)
             except ValueError as err:
                 raise ValueError(f"model.hidden: {err}") from None
         elif key == "batch":
@@ -261,7 +270,7 @@ def expected(param: Param, options: Sequence[Any] = ()) -> str:
     """What `param` accepts, in words ("a whole number in [1, 20000]")."""
     options = tuple(options) or param.options
     if param.type == "hidden":
-        return hidden_rule()
+        return hidden_rule(param.max_width)
     if param.type == "bool":
         return "1 or 0"
     if options:
@@ -297,7 +306,7 @@ def parse_value(param: Param, text: str, options: Sequence[Any] = ()) -> Any:
         raise ValueError(f"{len(text):,} characters is too long; {wanted}")
     if param.type == "hidden":
         try:
-            return format_hidden(parse_hidden(text))
+            return format_hidden(parse_hidden(text, param.max_width))
         except ValueError:
             raise ValueError(wanted) from None
     if param.type == "bool":
@@ -330,32 +339,35 @@ def format_value(param: Param, value: Any) -> str:
     if param.type == "bool":
         return "1" if value else "0"
     if param.type == "hidden":
-        return ",".join(str(w) for w in parse_hidden(value))
+        return ",".join(str(w) for w in parse_hidden(value, param.max_width))
     if param.type == "float":
         return repr(float(value))  # shortest exact round trip
     return str(value)
 
 
-def url_params(values: Mapping[str, Any]) -> dict[str, str]:
-    """Every setting as URL text (values that are None, e.g. unset, are left out)."""
+def url_params(values: Mapping[str, Any], table: Mapping[str, Param] = PARAMS) -> dict[str, str]:
+    """Every setting of `table` as URL text (values that are None, e.g. unset, are left out)."""
     out = {}
     uploaded = values.get("data") in TABULAR_DATASETS.values()
-    for key in PARAMS:
+    for key in table:
         value = values.get(key)
         if key == "data" and uploaded:
             out[key] = UPLOADED
-        elif uploaded and (PARAMS[key].path or "").startswith("data."):
+        elif uploaded and (table[key].path or "").startswith("data."):
             continue  # the generators' settings do not apply to a file
         elif value is not None:
             try:
-                out[key] = format_value(PARAMS[key], value)
+                out[key] = format_value(table[key], value)
             except ValueError:
                 out[key] = str(value)  # a malformed text box: keep what the user typed
     return out
 
 
 def read_url(
-    params: Mapping[str, str], task: str, datasets: Sequence[str]
+    params: Mapping[str, str],
+    task: str,
+    datasets: Sequence[str],
+    table: Mapping[str, Param] = PARAMS,
 ) -> tuple[dict[str, Any], list[str]]:
     """Values from URL parameters over the defaults, and a notice for each ignored parameter.
 
@@ -388,33 +400,35 @@ def read_url(
     elif name not in datasets:
         note(f"{_echo_pair('data', name)} is not a dataset of this page; using {datasets[0]}")
         name = datasets[0]
-    values = values_from_config(default_config(name))
+    values = values_from_config(default_config(name), table)
     slug = params.get("preset", "custom")
     if slug in presets:
-        values = preset_values(presets[slug], values)
+        values = preset_values(presets[slug], values, table)
         if "data" in params and presets[slug].config.data.name != name:
-            values = {**values, **dataset_values(name, values)}
+            values = {**values, **dataset_values(name, values, table)}
     elif slug != "custom":
         note(f"{_echo_pair('preset', slug)} is not a preset; no preset loaded")
     for key, text in params.items():
         if key in ("data", "preset"):
             continue
-        if key not in PARAMS:
+        if key not in table:
             note(f"{_echo_pair(key, text)} is not a setting; ignored")
             continue
         try:
-            values[key] = parse_value(PARAMS[key], text)
+            values[key] = parse_value(table[key], text)
         except ValueError as err:
-            shown = format_value(PARAMS[key], values[key]) if values[key] is not None else "unset"
+            shown = format_value(table[key], values[key]) if values[key] is not None else "unset"
             note(f"{_echo_pair(key, text)}: {err}; using {shown}")
     if ignored:  # the last kept notice makes way for the count
         notices[-1] = f"and {ignored + 1:,} more ignored or invalid parameters"
     return values, notices
 
 
-def preset_values(preset: Preset, current: Mapping[str, Any]) -> dict[str, Any]:
+def preset_values(
+    preset: Preset, current: Mapping[str, Any], table: Mapping[str, Param] = PARAMS
+) -> dict[str, Any]:
     """The values that show `preset`, keeping the current device and continue choice."""
-    values = values_from_config(preset.config)
+    values = values_from_config(preset.config, table)
     values.update(
         show_dropout="dropout" in preset.baselines,
         show_ensemble="ensemble" in preset.baselines,
@@ -425,9 +439,11 @@ def preset_values(preset: Preset, current: Mapping[str, Any]) -> dict[str, Any]:
     return values
 
 
-def dataset_values(name: str, current: Mapping[str, Any]) -> dict[str, Any]:
+def dataset_values(
+    name: str, current: Mapping[str, Any], table: Mapping[str, Param] = PARAMS
+) -> dict[str, Any]:
     """The values for dataset `name`'s defaults, keeping the settings that do not depend on it."""
-    values = values_from_config(default_config(name))
+    values = values_from_config(default_config(name), table)
     values.update({k: current[k] for k in KEEP_ON_DATASET_CHANGE if k in current})
     values["preset"] = "custom"
     return values

@@ -17,7 +17,7 @@ class Preset:
     slug: str  # short id, used in the URL
     name: str  # the name shown in the picker
     story: str  # one line: what to look at
-    task: str  # "regression" or "classification"
+    task: str  # the page's task: "regression", "classification", "priors" or "images"
     config: RunConfig  # the settings it loads
     baselines: tuple[str, ...] = ()  # optional baselines switched on ("dropout", "ensemble")
 
@@ -172,10 +172,77 @@ _PRIORS = (
     ),
 )
 
+# the images page (task "images"); the MNIST ones are offered only where the data is on disk
+_NOISE = {"ood": "gaussian_noise"}  # the OOD set the page's histograms and metrics start on
+_IMAGES = (
+    Preset(
+        "noise",
+        "noise: the standard network is sure of itself",
+        "Gaussian noise is no digit, yet the standard network gives many noise images one class "
+        "with confidence: its entropy on noise overlaps the test digits'. BBB's entropy, and "
+        "above all its mutual information, moves right on noise. MC dropout is shown too.",
+        "images",
+        _with("digits", data=_NOISE),
+        baselines=("dropout",),
+    ),
+    Preset(
+        "letters",
+        "letters are not digits",
+        "Letters are drawn with the same strokes as digits, so they are harder to flag than "
+        "noise: compare the two networks' histograms on the letters and the AUROC table.",
+        "images",
+        _with("digits", data={"ood": "letters"}),
+    ),
+    Preset(
+        "rotated",
+        "a rotated digit: watch the confidence fall as it turns",
+        'When training ends, turn a digit in "Rotate a digit": past about 60 degrees it stops '
+        "looking like its class. The standard network jumps from one confident class to "
+        "another; BBB's probabilities spread out and their error bars widen.",
+        "images",
+        _with("digits", data={"ood": "rotated"}),
+    ),
+    Preset(
+        "cnn",
+        "the convolutional BBB",
+        "Two Bayesian 3x3 convolutions (16 and 32 channels) and a dense layer. A convolution "
+        "shares its kernel across positions, so its outputs are correlated and the local "
+        "reparameterisation would treat them as independent: its convolutions use flipout.",
+        "images",
+        _with("digits", data=_NOISE, model={"arch": "cnn", "hidden": (16, 32)}),
+    ),
+    Preset(
+        "full-kl",
+        "the full KL on little data: BBB turns under-confident",
+        "KL weight 1 is the true ELBO. On 1,437 small images the KL of 26,000 weights outweighs "
+        "the data: the posterior stays wide, and in the reliability diagram BBB's accuracy "
+        "beats its confidence. The default counts the KL a tenth (a tempered posterior).",
+        "images",
+        _with("digits", data=_NOISE, train={"kl_weight": 1.0}, model={"rho0": -4.0}),
+    ),
+    Preset(
+        "mnist-paper",
+        "MNIST: the paper's 2 x 1200 network",
+        "Blundell et al.'s MNIST network: two layers of 1200 units under the scale-mixture "
+        "prior, 20 epochs on 60,000 images. It takes a long time on a CPU: the page says how "
+        "long before it starts.",
+        "images",
+        _with("mnist", data=_NOISE, train={"pred_samples": 20}),
+    ),
+    Preset(
+        "fashion",
+        "Fashion-MNIST: clothes, and digits as the unfamiliar set",
+        "The same network on clothes; MNIST's digits are the out-of-distribution set.",
+        "images",
+        _with("fashion_mnist", data={"ood": "other_dataset"}, train={"pred_samples": 20}),
+    ),
+)
+
 PRESETS: dict[str, dict[str, Preset]] = {
     "regression": {p.slug: p for p in _REGRESSION},
     "classification": {p.slug: p for p in _CLASSIFICATION},
     "priors": {p.slug: p for p in _PRIORS},
+    "images": {p.slug: p for p in _IMAGES},
 }
 # Stories about the model, not the data: on uploaded data these load their prior, network and
 # training settings and keep the data (the others are about a toy set's shape).

@@ -1,7 +1,8 @@
 """Widgets -> RunConfig: the sidebar controls of the live pages, bound to session state and
 mirrored into the URL (the settings table and its conversions are in `ui.params`).
 
-- `Controls` binds the widgets to session state: each widget's key is `"<page>:<url key>"`. On
+- `Controls` binds the widgets to session state (the settings of `PARAMS`, or of a page's own
+  table: `ui.images`): each widget's key is `"<page>:<url key>"`. On
   a session's first visit to a page the values come from the URL (`params.read_url`); later
   they come from a per-page store in session state, so they survive page switches. The dataset
   and preset pickers reset the other widgets through their callbacks; any other knob marks the
@@ -36,6 +37,7 @@ from .params import (
     CUDA,
     MAX_HIDDEN_CHARS,
     PARAMS,
+    Param,
     config_from_values,
     dataset_values,
     friendly_error,
@@ -114,11 +116,17 @@ class Controls:
     they survive page switches. Draw widgets with the methods below, then call `sync_url()`.
     """
 
-    def __init__(self, page: str, task: str, datasets: Sequence[str]) -> None:
-        self.page, self.task, self.datasets = page, task, tuple(datasets)
+    def __init__(
+        self,
+        page: str,
+        task: str,
+        datasets: Sequence[str],
+        table: Mapping[str, Param] = PARAMS,
+    ) -> None:
+        self.page, self.task, self.datasets, self.table = page, task, tuple(datasets), table
         if _store_key(page) not in st.session_state:
             params = st.query_params.to_dict()
-            values, notices = read_url(params, task, self.datasets)
+            values, notices = read_url(params, task, self.datasets, table)
             st.session_state[_store_key(page)] = values
             st.session_state[_url_notices_key(page)] = tuple(notices)
         self.notices: list[str] = list(st.session_state.get(_url_notices_key(page), ()))
@@ -136,7 +144,7 @@ class Controls:
         }
 
     def _options(self, key: str, options: Sequence[Any] | None) -> tuple:
-        options = tuple(options) if options is not None else PARAMS[key].options
+        options = tuple(options) if options is not None else self.table[key].options
         wkey = _wkey(self.page, key)
         if st.session_state[wkey] not in options:  # e.g. a value from an older link
             st.session_state[wkey] = options[0]
@@ -170,14 +178,14 @@ class Controls:
         return st.select_slider(label, options, format_func=fmt, **self._common(key, help))
 
     def slider(self, key: str, label: str, step: int, *, help: str | None = None) -> Any:
-        param = PARAMS[key]
+        param = self.table[key]
         low, high = int(param.low), int(param.high)
         return st.slider(label, low, high, step=step, **self._common(key, help))
 
     def number(
         self, key: str, label: str, step: float, *, fmt: str | None = None, help=None
     ) -> Any:
-        param = PARAMS[key]
+        param = self.table[key]
         cast = int if param.type == "int" else float
         return st.number_input(
             label,
@@ -202,7 +210,7 @@ class Controls:
 
     def sync_url(self) -> None:
         """Write every setting into the URL (only when something changed)."""
-        wanted = url_params(self.collect())
+        wanted = url_params(self.collect(), self.table)
         if st.query_params.to_dict() != wanted:
             st.query_params.from_dict(wanted)
 
