@@ -73,18 +73,20 @@ def data_size_sweep(
     kinds: Sequence[str] = ("bbb",),
     samples: int | None = None,
     on_point: Callable[[SizePoint], None] | None = None,
+    n_full: int | None = None,
 ) -> list[SizePoint]:
     """Train each of `kinds` on training sets of each of `sizes` and measure the split.
 
     `cfg` is the run at its own training-set size (its data, network, prior and training);
     `samples` the predictive's Monte Carlo samples (default `cfg.train.pred_samples`);
-    `on_point` is called with each point as it is measured (for progress). Points come in the
-    order of `sizes`, then `kinds`.
+    `on_point` is called with each point as it is measured (for progress); `n_full` is `cfg`'s
+    own training-set size when the caller knows it (else the data set is made to count it).
+    Points come in the order of `sizes`, then `kinds`.
     """
     if not sizes or any(n < 2 for n in sizes):
         raise ValueError(f"sizes must be training-set sizes of at least 2; got {list(sizes)}")
-    full = make_dataset(cfg.data, cfg.seed)
-    n_full = full.n_train
+    if n_full is None:
+        n_full = make_dataset(cfg.data, cfg.seed).n_train
     samples = cfg.train.pred_samples if samples is None else samples
     points = []
     for n in sizes:

@@ -32,7 +32,8 @@ from .predict import ClassificationPredictive, predictive
 from .pruning import pruning_curve
 from .rng import Streams, streams_for
 
-UNCERTAINTY_SCORES = ("entropy", "mutual_info")
+# total predictive entropy, its epistemic part (mutual information) and its aleatoric part
+UNCERTAINTY_SCORES = ("entropy", "mutual_info", "expected_entropy")
 PRUNING_METHODS = {"snr": "signal-to-noise |mu|/sigma", "magnitude": "magnitude |mu|"}
 
 
@@ -55,7 +56,7 @@ def predict_images(
 def _score(pred: ClassificationPredictive, by: str) -> Tensor:
     if by not in UNCERTAINTY_SCORES:
         raise ValueError(f"by must be one of {', '.join(UNCERTAINTY_SCORES)}; got {by!r}")
-    return pred.entropy if by == "entropy" else pred.mutual_info
+    return getattr(pred, by)
 
 
 # --- out-of-distribution scores -----------------------------------------------------------------

@@ -34,7 +34,7 @@ from .plots import (
 )
 
 SCORE_NAMES = {"entropy": "entropy", "mutual_info": "mutual information"}
-SCORE_SHORT = {"entropy": "H", "mutual_info": "MI"}
+SCORE_SHORT = {"entropy": "H", "mutual_info": "MI", "expected_entropy": "E[H]"}
 
 
 def accuracy_figure(series: Mapping[str, Sequence[tuple[int, float]]], epochs: int) -> go.Figure:
@@ -79,7 +79,7 @@ def score_histograms(
 def gallery_figure(gallery: Gallery, kind: str, title: str, by: str = "entropy") -> go.Figure:
     """`gallery` with "true → predicted" and its score (`by`, or "p" for confidence) above each
     image."""
-    score = SCORE_SHORT[by] if title.startswith("Most uncertain") else "p"
+    score = "p" if title.startswith("Most confidently wrong") else SCORE_SHORT[by]
     titles = [
         f"{int(t)} → {int(p)}<br>{score} {float(s):.2f}"
         for t, p, s in zip(gallery.labels, gallery.probs.argmax(-1), gallery.scores, strict=True)

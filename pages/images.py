@@ -11,7 +11,7 @@ signal-to-noise ratio (Blundell et al., ICML 2015, Table 2). The sidebar and the
 
 import streamlit as st
 
-from ui import images, live, routing, widgets
+from ui import images, live, routing, sweep, widgets
 
 PAGE = images.PAGE
 
@@ -57,3 +57,5 @@ live.live_panel(
     evaluate_run=images.metrics,
     wait_for_play=long_run,
 )
+digits = config is not None and config.data.name == "digits"  # the sweep trains in seconds there
+sweep.panel(PAGE, "classification", config, digits, sweep.DIGIT_SIZES, sweep.DIGIT_KINDS)

@@ -18,7 +18,16 @@ from ui import exports, images  # noqa: E402
 
 P = "images"
 LIVE_CHARTS = ("accuracy", "loss", "hist-entropy", "hist-mutual_info")
-FINAL_CHARTS = ("reliability", "gallery-0", "rot-bbb", "rot-standard", "rot-curve", "pruning")
+FINAL_CHARTS = (
+    "reliability",
+    "gallery-0",
+    "split-expected_entropy",
+    "split-mutual_info",
+    "rot-bbb",
+    "rot-standard",
+    "rot-curve",
+    "pruning",
+)
 
 
 def _page(**params: str) -> AppTest:
@@ -258,3 +267,21 @@ def test_missing_mnist_shows_where_to_put_the_files(tmp_path, monkeypatch, caplo
     shown = " ".join(e.value for e in [*at.error, *at.code, *at.markdown, *at.caption])
     assert str(tmp_path) not in shown and "offline (test)" not in shown
     assert str(tmp_path) in caplog.text and "offline (test)" in caplog.text  # the server's log
+
+
+def test_the_data_size_sweep_offers_the_digits_with_the_standard_network_for_contrast():
+    at = _page(epochs="2", pred_samples="4")
+    button = next(b for b in at.button if b.label == "Sweep the training-set size")
+    button.click()
+    _run(at)
+    sweep = at.session_state["images::size_sweep"]
+    assert sweep.sizes[-1] == 1437 and sweep.kinds == ("bbb", "dropout", "standard")
+    for _ in range(25):
+        if sweep.done:
+            break
+        _run(at)
+    assert sweep.done and sweep.error is None and len(sweep.points) == 18
+    fig = chart(at, P, "size-sweep")
+    assert [t["name"] for t in fig["data"]][::2] == ["BBB", "MC dropout", "Standard"]
+    standard = [p for p in sweep.points if p.kind == "standard"]
+    assert all(p.epistemic == 0.0 and p.aleatoric > 0 for p in standard)

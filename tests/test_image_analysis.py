@@ -77,11 +77,12 @@ def test_auroc_table_has_a_row_per_ood_set_and_two_columns_per_model(models, dig
     assert table["rotated"]["standard (MI)"] == scores["standard"].auroc_mi["rotated"]
 
 
-@pytest.mark.parametrize("by", ["entropy", "mutual_info"])
+@pytest.mark.parametrize("by", ["entropy", "mutual_info", "expected_entropy"])
 def test_most_uncertain_is_the_top_k_by_the_score(models, digits, by):
     pred = predict_images(models["bbb"], digits.x_test, SAMPLES)
     g = most_uncertain(pred, digits.x_test, digits.y_test, 6, by=by)
-    score = pred.entropy if by == "entropy" else pred.mutual_info
+    score = {"entropy": pred.entropy, "mutual_info": pred.mutual_info}.get(by)
+    score = pred.expected_entropy if score is None else score
     assert g.images.shape == (6, 1, 8, 8) and g.probs.shape == g.probs_std.shape == (6, 10)
     assert torch.equal(g.scores, score[g.indices])
     assert (g.scores[:-1] >= g.scores[1:]).all()

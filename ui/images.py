@@ -514,6 +514,28 @@ def gallery_section(run: live.LiveRun, done: Finished) -> None:
         "Above each image: true class → predicted class. Bars: the predictive probabilities, "
         "with their spread over the Monte Carlo samples; the true class is coloured."
     )
+    split_section(run, done, kind, k)
+
+
+def split_section(run: live.LiveRun, done: Finished, kind: str, k: int) -> None:
+    """The images with the most aleatoric and the most epistemic uncertainty, side by side."""
+    st.markdown(
+        "**What more data would fix, and what it would not.** Left: the test images with the "
+        "highest expected entropy, the aleatoric part: every sampled network is unsure (a "
+        "digit half 4 and half 9). Right: the highest mutual information, the epistemic part: "
+        "the sampled networks disagree, each sure of a different class."
+    )
+    if kind == "standard":
+        st.info("A standard network is one network: it has no epistemic part. Pick BBB above.")
+        return
+    pred, ds = done.analysis.test[kind], run.dataset
+    left, right = st.columns(2)
+    for col, by, title in (
+        (left, "expected_entropy", "Most aleatoric (expected entropy)"),
+        (right, "mutual_info", "Most epistemic (mutual information)"),
+    ):
+        gallery = most_uncertain(pred, ds.x_test, ds.y_test, k, by)
+        col.plotly_chart(gallery_figure(gallery, kind, title, by), key=f"{PAGE}-split-{by}")
 
 
 def _sweeps(run: live.LiveRun, done: Finished, index: int) -> dict[str, RotationSweep]:
