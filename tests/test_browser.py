@@ -14,19 +14,23 @@ Without /usr/bin/chromium the test is skipped, except in CI (CI=true), where it 
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from urllib.parse import quote, urlencode
 
 import pytest
+from browser_helpers import (
+    DOCS,
+    SHOTS,
+    SIGNATURE_JS,
+    chromium,
+    no_exception,
+    running_app,
+)
 
-from ui.bench import CHROMIUM, VIEWPORT, launch_browser, serve, wait_finished
+from ui.bench import VIEWPORT, wait_finished
 from ui.params import MAX_NOTICES
 
 pytestmark = pytest.mark.browser
 
-ROOT = Path(__file__).resolve().parents[1]
-SHOTS = ROOT / "artifacts" / "screenshots"
-DOCS = ROOT / "docs"
 TIMEOUT_MS = 60_000  # generous: other processes may share the CPU
 SLIDER_EPOCHS = 150  # the retraining after the slider moves is kept short
 ATTACKER = "127.0.0.1:9"  # a host in the hostile link (nothing listens on port 9)
@@ -37,58 +41,19 @@ HOSTILE_LINK = {
     "hidden": f"<img src=x onerror=alert(1)><a href=http://{ATTACKER}/a>a</a>" * 250,
 }
 
-# A short signature of a chart's data (plotly keeps the traces on the graph div as `data`).
-SIGNATURE_JS = """(selector) => {
-  const gd = document.querySelector(selector + ' .js-plotly-plot');
-  if (!gd || !gd.data) return null;
-  const text = JSON.stringify(gd.data, (k, v) => ArrayBuffer.isView(v) ? Array.from(v) : v);
-  let h = 0;
-  for (let i = 0; i < text.length; i++) h = (h * 31 + text.charCodeAt(i)) | 0;
-  return text.length + ':' + h;
-}"""
-
-
-def _in_ci() -> bool:
-    return os.environ.get("CI", "").lower() in ("1", "true", "yes")
-
-
-def _require_browser() -> None:
-    if not Path(CHROMIUM).exists():
-        message = f"{CHROMIUM} is missing: install Chromium (apt-get install -y chromium)"
-        if _in_ci():
-            pytest.fail(message)
-        pytest.skip(message)
-    try:
-        import playwright.sync_api  # noqa: F401
-    except ImportError:
-        if _in_ci():
-            pytest.fail("playwright is not installed")
-        pytest.skip("playwright is not installed")
-
 
 @pytest.fixture(scope="module")
 def app_url():
-    _require_browser()
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    with serve(log_path=SHOTS.parent / "streamlit_browser_test.log") as url:
+    with running_app("streamlit_browser_test.log") as url:
         yield url
 
 
 @pytest.fixture(scope="module")
 def page(app_url):
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = launch_browser(p)
+    with chromium() as browser:
         tab = browser.new_page(viewport=VIEWPORT)
         tab.set_default_timeout(TIMEOUT_MS)
         yield tab
-        browser.close()
-
-
-def _no_exception(tab) -> None:
-    assert tab.locator("[data-testid='stException']").count() == 0
-    assert "Traceback" not in tab.locator("[data-testid='stMain']").inner_text()
 
 
 def _screenshot(tab, name: str, docs: bool = True) -> None:
@@ -154,7 +119,7 @@ def test_home_page(app_url, page):
     page.goto(app_url)
     page.get_by_role("heading", name="BBB Explorer").wait_for()
     page.locator(".katex").first.wait_for()
-    _no_exception(page)
+    no_exception(page)
     assert page.locator(".katex").count() >= 5
     _screenshot(page, "home")
 
@@ -165,7 +130,7 @@ def test_home_page(app_url, page):
 def test_live_page_trains_and_retrains_after_a_slider_moves(app_url, page, page_name, chart):
     page.goto(f"{app_url}/{page_name}")
     wait_finished(page, page_name, TIMEOUT_MS)
-    _no_exception(page)
+    no_exception(page)
     assert page.locator(f".st-key-{page_name}-live .js-plotly-plot").count() >= 2
     page.locator("[data-testid='stDataFrame']").wait_for()  # the metrics table
     page.wait_for_timeout(800)  # let the last charts settle for the screenshot
@@ -186,7 +151,7 @@ def test_live_page_trains_and_retrains_after_a_slider_moves(app_url, page, page_
     except Exception as error:  # say where it stood, for a failure seen only under load
         state = f"url {page.url}, status {_status(page, page_name)!r}"
         raise AssertionError(f"after the slider moved: {state}") from error
-    _no_exception(page)
+    no_exception(page)
     assert "kl=0.5" in page.url
     after = _signature(page, selector)
     assert after is not None and after != before
@@ -198,10 +163,10 @@ def test_images_page_trains_and_shows_its_charts(app_url, page):
     page.goto(f"{app_url}/images")
     page.locator(".st-key-images-accuracy .js-plotly-plot").first.wait_for()  # no click: it trains
     page.locator(".st-key-images-hist-entropy .js-plotly-plot").first.wait_for()
-    _no_exception(page)
+    no_exception(page)
     _wait_settled(page, "images")  # the default run (60 epochs) finishes in seconds
     page.locator(".st-key-images-pruning .js-plotly-plot").first.wait_for()  # the last chart drawn
-    _no_exception(page)
+    no_exception(page)
     for key in ("reliability", "hist-entropy", "gallery-0", "rot-curve", "pruning"):
         assert page.locator(f".st-key-images-{key} .js-plotly-plot").count() == 1, key
     page.wait_for_timeout(800)
@@ -220,7 +185,7 @@ def test_images_page_trains_and_shows_its_charts(app_url, page):
     except Exception as error:
         state = f"url {page.url}, status {_status(page, 'images')!r}"
         raise AssertionError(f"after the slider moved: {state}") from error
-    _no_exception(page)
+    no_exception(page)
     assert "Finished" in _status(page, "images")
     assert _signature(page, selector) != before
 
@@ -237,7 +202,7 @@ def test_a_hostile_link_shows_inert_bounded_notices(app_url, page):
         notice = page.locator("[data-testid='stAlert']").filter(has_text="were not valid")
         notice.wait_for()
         page.wait_for_timeout(500)  # an injected image would have started loading by now
-        _no_exception(page)
+        no_exception(page)
         sources = page.locator("img").evaluate_all("es => es.map(e => e.getAttribute('src'))")
         assert not any(s == "x" or ATTACKER in (s or "") for s in sources), sources
         links = page.locator("a").evaluate_all("es => es.map(e => e.getAttribute('href'))")

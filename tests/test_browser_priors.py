@@ -13,70 +13,33 @@ Without /usr/bin/chromium the test is skipped, except in CI (CI=true), where it 
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import pytest
+from browser_helpers import DOCS, SHOTS, SIGNATURE_JS, chromium, no_exception, running_app
 
-from ui.bench import CHROMIUM, launch_browser, serve, wait_finished
+from ui.bench import wait_finished
 from ui.presets import presets_for
 
 pytestmark = pytest.mark.browser
 
-ROOT = Path(__file__).resolve().parents[1]
-SHOTS = ROOT / "artifacts" / "screenshots"
-DOCS = ROOT / "docs"
 PAGE = "priors"
 TIMEOUT_MS = 90_000  # three models; other processes may share the CPU
 VIEWPORT = {"width": 1400, "height": 1500}  # the losses, the fit and the weights in one view
 PRESET = "l1-sparse"
-SIGNATURE_JS = """(selector) => {
-  const gd = document.querySelector(selector + ' .js-plotly-plot');
-  if (!gd || !gd.data) return null;
-  const text = JSON.stringify(gd.data, (k, v) => ArrayBuffer.isView(v) ? Array.from(v) : v);
-  let h = 0;
-  for (let i = 0; i < text.length; i++) h = (h * 31 + text.charCodeAt(i)) | 0;
-  return text.length + ':' + h;
-}"""
-
-
-def _require_browser() -> None:
-    in_ci = os.environ.get("CI", "").lower() in ("1", "true", "yes")
-    if not Path(CHROMIUM).exists():
-        message = f"{CHROMIUM} is missing: install Chromium (apt-get install -y chromium)"
-        if in_ci:
-            pytest.fail(message)
-        pytest.skip(message)
-    try:
-        import playwright.sync_api  # noqa: F401
-    except ImportError:
-        if in_ci:
-            pytest.fail("playwright is not installed")
-        pytest.skip("playwright is not installed")
 
 
 @pytest.fixture(scope="module")
 def app_url():
-    _require_browser()
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    with serve(log_path=SHOTS.parent / "streamlit_browser_priors.log") as url:
+    with running_app("streamlit_browser_priors.log") as url:
         yield url
 
 
 @pytest.fixture(scope="module")
 def tab(app_url):
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = launch_browser(p)
+    with chromium() as browser:
         page = browser.new_page(viewport=VIEWPORT)
         page.set_default_timeout(TIMEOUT_MS)
         yield page
-        browser.close()
-
-
-def _no_exception(tab) -> None:
-    assert tab.locator("[data-testid='stException']").count() == 0
-    assert "Traceback" not in tab.locator("[data-testid='stMain']").inner_text()
 
 
 def _settled(tab) -> None:
@@ -95,7 +58,7 @@ def _signature(tab, name: str) -> str | None:
 def test_priors_page_trains_and_a_preset_changes_the_charts(app_url, tab):
     tab.goto(f"{app_url}/{PAGE}")
     _settled(tab)
-    _no_exception(tab)
+    no_exception(tab)
     for name in ("fit", "prior", "weights", "sigma", "snr", "pruning"):
         assert tab.locator(f".st-key-{PAGE}-{name} .js-plotly-plot").count() == 1, name
     assert tab.locator(".katex").count() >= 1  # the losses
@@ -110,7 +73,7 @@ def test_priors_page_trains_and_a_preset_changes_the_charts(app_url, tab):
     tab.wait_for_function(f"() => location.search.includes('preset={PRESET}')")
     tab.get_by_text(preset.story[:40]).wait_for()
     _settled(tab)
-    _no_exception(tab)
+    no_exception(tab)
     assert "prior=laplace" in tab.url and "b=0.2" in tab.url
     for name, old in before.items():
         now = _signature(tab, name)

@@ -16,63 +16,34 @@ from pathlib import Path
 from urllib.parse import parse_qs
 
 import pytest
+from browser_helpers import SHOTS, chromium, no_exception, running_app
 
-from ui.bench import CHROMIUM, VIEWPORT, launch_browser, serve, wait_finished
+from ui.bench import VIEWPORT, wait_finished
 
 pytestmark = pytest.mark.browser
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "regression.csv"
-SHOTS = ROOT / "artifacts" / "screenshots"
 TIMEOUT_MS = 60_000  # generous: other processes may share the CPU
 FIT = ".st-key-regression-fit .js-plotly-plot"
 
 
-def _in_ci() -> bool:
-    return os.environ.get("CI", "").lower() in ("1", "true", "yes")
-
-
-def _require_browser() -> None:
-    if not Path(CHROMIUM).exists():
-        message = f"{CHROMIUM} is missing: install Chromium (apt-get install -y chromium)"
-        if _in_ci():
-            pytest.fail(message)
-        pytest.skip(message)
-    try:
-        import playwright.sync_api  # noqa: F401
-    except ImportError:
-        if _in_ci():
-            pytest.fail("playwright is not installed")
-        pytest.skip("playwright is not installed")
-
-
 @pytest.fixture(scope="module")
 def app_url():
-    _require_browser()
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    with serve(log_path=SHOTS.parent / "streamlit_browser_upload_test.log") as url:
+    with running_app("streamlit_browser_upload_test.log") as url:
         yield url
 
 
 @pytest.fixture(scope="module")
 def browser(app_url):
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        chromium = launch_browser(p)
-        yield chromium
-        chromium.close()
+    with chromium() as browser:
+        yield browser
 
 
 def _tab(browser):
     tab = browser.new_context(viewport=VIEWPORT).new_page()
     tab.set_default_timeout(TIMEOUT_MS)
     return tab
-
-
-def _no_exception(tab) -> None:
-    assert tab.locator("[data-testid='stException']").count() == 0
-    assert "Traceback" not in tab.locator("[data-testid='stMain']").inner_text()
 
 
 def _chart_title(tab) -> str:
@@ -100,7 +71,7 @@ def test_an_uploaded_csv_trains_and_draws_on_the_regression_page(app_url, browse
     tab.locator("[data-testid='stDownloadButton']").first.wait_for()  # the finished view
     tab.wait_for_timeout(300)
     wait_finished(tab, "regression", TIMEOUT_MS)  # and the full rerun that drew it
-    _no_exception(tab)
+    no_exception(tab)
     assert "your data" in _chart_title(tab)
     main = tab.locator("[data-testid='stMain']").inner_text()
     assert "238 rows train the models, 59 are held out" in main
@@ -121,7 +92,7 @@ def test_an_uploaded_csv_trains_and_draws_on_the_regression_page(app_url, browse
     notice = other.locator("[data-testid='stAlert']").filter(has_text="never shared")
     notice.wait_for()
     wait_finished(other, "regression", TIMEOUT_MS)
-    _no_exception(other)
+    no_exception(other)
     assert "your data" not in (_chart_title(other) or "")
     assert "blundell" in _chart_title(other)
     other.context.close()
@@ -146,7 +117,7 @@ def test_hostile_column_names_stay_text_in_the_browser(app_url, browser, tmp_pat
     tab.wait_for_function("() => location.search.includes('data=uploaded')")
     wait_finished(tab, "regression", TIMEOUT_MS)
     tab.wait_for_timeout(500)  # an injected image would have started loading by now
-    _no_exception(tab)
+    no_exception(tab)
     sources = tab.locator("img").evaluate_all("es => es.map(e => e.getAttribute('src'))")
     assert not any(s == "x" or attacker in (s or "") for s in sources), sources
     links = tab.locator("a").evaluate_all("es => es.map(e => e.getAttribute('href'))")

@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import json
 import os
-from pathlib import Path
 
 import pytest
+from browser_helpers import require_browser
 
 from ui import load
-from ui.bench import CHROMIUM
 
 
 def test_cpu_seconds_and_memory_of_this_process():
@@ -46,10 +45,7 @@ def test_options_take_key_value_pairs():
 
 @pytest.mark.browser
 def test_one_small_wave_finishes_without_errors(tmp_path):
-    if not Path(CHROMIUM).exists():
-        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-            pytest.fail(f"{CHROMIUM} is missing")
-        pytest.skip(f"{CHROMIUM} is missing")
+    require_browser()
     out = tmp_path / "load.json"
     assert load.main(["--sessions", "1", "--settle", "0", "--json", str(out)]) == 0
     record = json.loads(out.read_text())
