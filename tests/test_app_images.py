@@ -47,7 +47,7 @@ def test_the_default_run_trains_without_a_click_and_draws_the_live_charts():
     assert (cfg.train.kl_weight, cfg.model.rho0, cfg.train.epochs) == (0.1, -7.0, 60)
     assert run.playing and run.trainers["bbb"].epoch > 0 and not run.done
     assert run.kinds == ("bbb", "standard")
-    assert [b.label for b in at.button] == ["Pause", "Step", "Reset"]
+    assert [b.label for b in at.button] == ["Pause", "Step", "Reset", "Sweep the training-set size"]
     for name in LIVE_CHARTS:
         chart(at, P, name)
     assert _names(chart(at, P, "hist-entropy")) == ["test set", "gaussian noise"]

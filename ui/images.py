@@ -194,17 +194,7 @@ def _error(err: ValueError, arch: str) -> str:
 
 
 def _prior_knobs(ctl: widgets.Controls) -> None:
-    family = ctl.select("prior", "Prior family", labels=widgets.PRIOR_LABELS)
-    if family == "gaussian":
-        ctl.select_slider("sigma", "Prior σ", help="p(w) = N(0, σ²): smaller is stronger L2.")
-    elif family == "laplace":
-        ctl.select_slider(
-            "b", "Prior scale b", help="p(w) ∝ exp(-|w| / b): smaller is stronger L1."
-        )
-    else:
-        ctl.select_slider("pi", "Mixture weight π", help="Weight of the wide component.")
-        ctl.select_slider("sigma1", "Wide σ₁")
-        ctl.select_slider("sigma2", "Narrow σ₂", fmt=widgets._narrow_label)
+    widgets.prior_family_knobs(ctl)
     ctl.select_slider(
         "kl",
         "KL weight",
@@ -219,15 +209,7 @@ def sidebar() -> widgets.Settings:
     ctl = widgets.Controls(PAGE, TASK, DATASETS, TABLE)
     presets = offered_presets()
     with st.sidebar:
-        names = {"custom": "— your own settings —"} | {s: p.name for s, p in presets.items()}
-        ctl.select(
-            "preset",
-            "Preset",
-            ("custom", *presets),
-            labels=names,
-            on_change=_on_preset,
-            help="A named scenario that tells one story; loads its settings.",
-        )
+        widgets.preset_select(ctl, presets, _on_preset)
         ctl.select("mode", "After a change", labels=widgets.MODE_LABELS)
         with st.expander("Data", expanded=True):
             name = ctl.select(

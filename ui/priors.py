@@ -110,16 +110,7 @@ def sidebar() -> widgets.Settings:
     ctl = widgets.Controls(PAGE, TASK, DATASETS)
     presets = presets_for(TASK)
     with st.sidebar:
-        names = {"custom": "— your own settings —"} | {s: p.name for s, p in presets.items()}
-        ctl.select(
-            "preset",
-            "Preset",
-            ("custom", *presets),
-            labels=names,
-            on_change=widgets._on_preset,
-            args=(PAGE, TASK),
-            help="A named scenario that tells one story; loads its settings.",
-        )
+        widgets.preset_select(ctl, presets, widgets._on_preset, (PAGE, TASK))
         ctl.select(
             "mode",
             "After a change",

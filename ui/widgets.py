@@ -295,7 +295,8 @@ def network_section(ctl: Controls, task: str) -> None:
         ctl.number("noise_std", label, 0.01, fmt="%g")
 
 
-def prior_section(ctl: Controls) -> None:
+def prior_family_knobs(ctl: Controls) -> str:
+    """The prior family and the knobs of its width; returns the family."""
     family = ctl.select("prior", "Prior family", labels=PRIOR_LABELS)
     if family == "gaussian":
         ctl.select_slider("sigma", "Prior σ", help="p(w) = N(0, σ²): smaller is stronger L2.")
@@ -307,6 +308,11 @@ def prior_section(ctl: Controls) -> None:
         ctl.select_slider("pi", "Mixture weight π", help="Weight of the wide component.")
         ctl.select_slider("sigma1", "Wide σ₁")
         ctl.select_slider("sigma2", "Narrow σ₂", fmt=_narrow_label)
+    return family
+
+
+def prior_section(ctl: Controls) -> None:
+    prior_family_knobs(ctl)
     ctl.select_slider(
         "kl",
         "KL weight",
@@ -386,6 +392,20 @@ class Settings:
     notices: tuple[str, ...]  # URL values that were ignored
 
 
+def preset_select(ctl: Controls, presets: Mapping, on_change: Callable, args: tuple = ()) -> None:
+    """The preset picker: "your own settings" and each preset by name."""
+    names = {"custom": "— your own settings —"} | {s: p.name for s, p in presets.items()}
+    ctl.select(
+        "preset",
+        "Preset",
+        ("custom", *presets),
+        labels=names,
+        on_change=on_change,
+        args=args,
+        help="A named scenario that tells one story; loads its settings.",
+    )
+
+
 def sidebar(page: str, task: str, datasets: Sequence[str]) -> Settings:
     """Draw a page's sidebar and return its `Settings`; writes the settings into the URL."""
     ctl = Controls(page, task, datasets)
@@ -394,16 +414,7 @@ def sidebar(page: str, task: str, datasets: Sequence[str]) -> Settings:
         presets = {slug: p for slug, p in presets.items() if slug in ANY_DATA}
     with st.sidebar:
         if presets:
-            names = {"custom": "— your own settings —"} | {s: p.name for s, p in presets.items()}
-            ctl.select(
-                "preset",
-                "Preset",
-                ("custom", *presets),
-                labels=names,
-                on_change=_on_preset,
-                args=(page, task),
-                help="A named scenario that tells one story; loads its settings.",
-            )
+            preset_select(ctl, presets, _on_preset, (page, task))
         ctl.select(
             "mode",
             "After a change",
