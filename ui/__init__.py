@@ -7,7 +7,12 @@
 - `presets`: named teaching scenarios, each a `RunConfig` with a one-line story.
 - `exports`: the downloads (config JSON, plotted data and metrics as CSV) and the metrics table.
 - `routing`: makes every page run inside `app.py`'s navigation.
+- `upload`: your own data: the CSV uploader, its column pickers and preview, private to the session.
+- `sweep`: the "Does more data help?" panel (a sweep of the training-set size, a point per frame).
+- `priors`, `images`: the Priors and weights page's and the images page's own settings and sections.
 - `bench`: `python -m ui.bench`, the knob-to-chart latency measured in a real browser.
+- `load`: `python -m ui.load`, N real browser sessions at once: their times, the server's CPU
+  and memory.
 
 `bbb_core` never imports this package.
 """
