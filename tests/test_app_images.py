@@ -285,3 +285,14 @@ def test_the_data_size_sweep_offers_the_digits_with_the_standard_network_for_con
     assert [t["name"] for t in fig["data"]][::2] == ["BBB", "MC dropout", "Standard"]
     standard = [p for p in sweep.points if p.kind == "standard"]
     assert all(p.epistemic == 0.0 and p.aleatoric > 0 for p in standard)
+
+
+def test_the_number_of_training_images_is_a_knob_in_the_link():
+    at = _page(epochs="2", pred_samples="4")
+    assert at.number_input(key=f"{P}:n").value == 1437  # all the digits
+    assert at.session_state["live_run"].dataset.n_train == 1437
+    at = _page(epochs="2", pred_samples="4", n="200")
+    run = at.session_state["live_run"]
+    assert run.cfg.data.n_train == 200 and run.dataset.n_train == 200
+    assert at.query_params["n"] == "200"
+    assert len(run.dataset.y_test) == 360  # the same test set whatever the training subset

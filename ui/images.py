@@ -105,6 +105,7 @@ OOD_LABELS = {name: name.replace("_", " ") for name in OOD_SETS} | {
 TABLE: dict[str, Param] = {  # the page's settings: rows of ui.params plus its own
     **{k: PARAMS[k] for k in ("data", "prior", "sigma", "b", "pi", "sigma1", "sigma2", "kl")},
     "ood": Param("data.ood", "str", OOD_SETS),
+    "n": Param("data.n_train", "int", low=50, high=max(IMAGE_TRAIN_SIZES.values())),
     "arch": Param("model.arch", "str", ARCHITECTURES),
     "hidden": Param("model.hidden", "hidden", high=max(MAX_UNITS.values())),
     "rho0": PARAMS["rho0"],
@@ -227,6 +228,14 @@ def sidebar() -> widgets.Settings:
                 labels=OOD_LABELS,
                 help="The unfamiliar inputs the histograms and the metrics compare with the "
                 "test set (the AUROC table scores every set).",
+            )
+            ctl.number(
+                "n",
+                "Training images",
+                50,
+                help="A seeded subset of the training set, the same share of every class (all "
+                "of it: 1,437 digits, 60,000 MNIST images). Fewer images leave more epistemic "
+                "uncertainty: see Does more data help? below.",
             )
         with st.expander("Network", expanded=True):
             arch = ctl.select(

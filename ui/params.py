@@ -38,6 +38,7 @@ from bbb_core import RunConfig, default_config
 from bbb_core.config import (
     DEVICES,
     ESTIMATORS,
+    IMAGE_TRAIN_SIZES,
     KL_SCHEDULES,
     NOISE_MODELS,
     PRIORS,
@@ -191,6 +192,7 @@ def values_from_config(cfg: RunConfig, table: Mapping[str, Param] = PARAMS) -> d
     """The widget values that show `cfg` (UI settings at their defaults); `table`: the page's
     settings (`PARAMS` or a page's own selection of rows)."""
     n_default, noise_default = TOY_DEFAULTS.get(cfg.data.name, (None, None))
+    n_default = n_default or IMAGE_TRAIN_SIZES.get(cfg.data.name)  # an image set: all of it
     values: dict[str, Any] = {k: v for k, v in UI_DEFAULTS.items() if k in table}
     for key, param in table.items():
         if param.path is None:
