@@ -23,7 +23,6 @@ their data is on disk.
 from __future__ import annotations
 
 import logging
-import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,6 +37,7 @@ from bbb_core.config import (
     IMAGE_TRAIN_SIZES,
     OOD_SETS,
 )
+from bbb_core.cost import duration
 from bbb_core.data.images import (
     IDX_FILES,
     OTHER_DATASET,
@@ -338,15 +338,6 @@ def estimate_seconds(cfg: RunConfig, kinds: tuple[str, ...]) -> float:
     cost = sum(KIND_COST.get(k, float(cfg.model.ensemble_size)) for k in kinds)
     work = multiply_adds(cfg) * train_images(cfg) * cfg.train.epochs * cost
     return work / RATE[cfg.model.arch]
-
-
-def duration(seconds: float) -> str:
-    """90 -> "2 minutes", 5400 -> "1.5 hours"."""
-    if seconds < 90:
-        return f"{math.ceil(seconds)} seconds"
-    if seconds < 5400:
-        return f"{round(seconds / 60)} minutes"
-    return f"{seconds / 3600:.1f} hours"
 
 
 def long_run_notice(cfg: RunConfig, kinds: tuple[str, ...]) -> bool:

@@ -61,6 +61,7 @@ from bbb_core import (
     make_dataset,
     predictive,
 )
+from bbb_core.cost import duration, estimate_seconds
 from bbb_core.plots import model_label
 from bbb_core.process import configure_threads
 from bbb_core.rng import derive_seed
@@ -79,6 +80,7 @@ HISTORY_LIMIT = 2000  # Progress entries kept per trainer
 STEP_FRACTION = 20  # "Step" trains epochs / STEP_FRACTION epochs
 
 PREDICT_STREAM = 2  # the sub-stream of the run's seed the charts' predictive draws from
+LONG_RUN = 120.0  # seconds: a run estimated to train longer says so and waits for Play
 
 _log = logging.getLogger(__name__)
 APP_THREADS = 1  # intra-op CPU threads of the app's process (see below)
@@ -530,6 +532,23 @@ def _frame(
         st.rerun()
 
 
+def _long_run_notice(run: LiveRun) -> bool:
+    """Say how long a run estimated at over LONG_RUN seconds would train; True when it is that
+    long (a GPU's runs are not estimated)."""
+    if run.done or any(t.device.type != "cpu" for t in run.trainers.values()):
+        return False
+    seconds = estimate_seconds(run.cfg, run.kinds, run.dataset)
+    if seconds <= LONG_RUN:
+        return False
+    st.warning(
+        f"These settings would train for about **{duration(seconds)}** on this server "
+        f"({run.epochs:,} epochs of {run.dataset.n_train:,} points, {len(run.kinds)} models). "
+        "The run waits for **Play**; fewer epochs, points, samples or units train in seconds.",
+        icon=":material/timer:",
+    )
+    return True
+
+
 def live_panel(
     page: str,
     cfg: RunConfig | None,
@@ -539,7 +558,7 @@ def live_panel(
     dataset_fn: Callable[[RunConfig], Dataset] | None = None,
     *,
     evaluate_run: Callable[[LiveRun], dict] | None = None,
-    wait_for_play: bool = False,
+    wait_for_play: bool | None = None,
 ) -> LiveRun | None:
     """Sync the session's run with the settings, draw the buttons and the live fragment.
 
@@ -547,13 +566,17 @@ def live_panel(
     inside the fragment, so only the charts redraw while training. With `cfg` None (settings the
     page could not turn into a config) the current run stays as it is. `dataset_fn` as in
     `sync_run`; `evaluate_run` as in `finish`. With `wait_for_play` (a run the page has said
-    will take minutes) a run that has not trained yet waits, paused, for Play.
+    will take minutes) a run that has not trained yet waits, paused, for Play; left None, the
+    panel decides itself from `bbb_core.cost`'s estimate (over LONG_RUN seconds: it says how long
+    and waits).
     """
     run = current_run(page)
     if cfg is not None:
         previous = run
         try:
             run = sync_run(page, cfg, kinds, mode, dataset_fn)
+            if wait_for_play is None:
+                wait_for_play = _long_run_notice(run)
             if wait_for_play and run is not previous and run.ticks == 0:
                 run.playing = any(t.epoch for t in run.trainers.values())
         except (TrainingDiverged, ValueError) as err:  # bbb_core's own, plain-text messages
