@@ -66,7 +66,7 @@ def _widget(page: str, name: str) -> str:
 
 
 def current(page: str) -> Upload | None:
-    """The page's upload in this session, if any."""
+    """The upload this visitor made on the page, if any."""
     return st.session_state.get(_key(page))
 
 
