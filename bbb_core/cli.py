@@ -221,7 +221,9 @@ def tabular_run(args: argparse.Namespace):
         data = tabular.make_tabular(table, task, args.target, args.inputs, seed=seed)
     except tabular.TabularError as err:
         raise ValueError(f"--csv {args.csv}: {err}") from None
-    args = argparse.Namespace(**{**vars(args), "dataset": TABULAR_DATASETS[task]})
+    # the file's own row count, so the size checks of `validate` see the real training set
+    csv_fields = {"dataset": TABULAR_DATASETS[task], "n_train": data.n_train}
+    args = argparse.Namespace(**{**vars(args), **csv_fields})
     cfg = config_from_args(args)
     source = replace(cfg.data, source=data.source, n_train=data.n_train)
     if task == "regression" and args.noise_std is None:  # start at the target's scale

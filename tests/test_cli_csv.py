@@ -125,3 +125,23 @@ def test_a_file_over_the_size_bound_is_refused_unread(tmp_path, capsys, monkeypa
 def test_bad_command_lines_exit_2_with_one_line(capsys, argv, pattern):
     assert cli.main(argv) == 2
     assert re.search(pattern, _one_error_line(capsys))
+
+
+def test_the_size_checks_see_the_files_own_rows(tmp_path):
+    """A wide network on a small file is within the activation bound: the check counts the
+    file's rows, not the largest file allowed."""
+    path = tmp_path / "small.csv"
+    path.write_text("x,y\n" + "".join(f"{i / 60},{2 * i / 60}\n" for i in range(60)))
+    args = [
+        "train",
+        "--csv",
+        str(path),
+        "--target",
+        "y",
+        "--hidden",
+        "1024",
+        "1024",
+        "--epochs",
+        "1",
+    ]
+    assert cli.main(args) == 0

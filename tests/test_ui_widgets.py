@@ -5,7 +5,6 @@ fall back with inert, bounded notices), the presets (`ui.presets`) and the downl
 import json
 import math
 import re
-import time
 from dataclasses import replace
 
 import pytest
@@ -247,9 +246,7 @@ def test_a_100_kb_value_in_every_parameter_and_unknown_keys_en_masse():
     junk = {f"junk{i}": "![x](http://127.0.0.1:9/p.png)" for i in range(10_000)}
     odd = {"<img src=x onerror=alert(1)>" * 100: "1", "k\x00`\n": "1", "![a](http://h/)": "1"}
     query = {key: "x" * 100_000 for key in params.PARAMS} | junk | odd
-    start = time.perf_counter()
     values, notices = params.read_url(query, "regression", REGRESSION_DATASETS)
-    assert time.perf_counter() - start < 5.0  # linear in the link's length, no regex on 100 KB
     assert values == _defaults()
     params.config_from_values(values)
     assert len(notices) == params.MAX_NOTICES
