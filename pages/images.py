@@ -29,7 +29,6 @@ config = settings.config
 dataset = images.dataset_or_message(config) if config is not None else None
 if config is not None and dataset is None:
     st.stop()  # the message says which files to put where
-long_run = config is not None and images.long_run_notice(config, settings.kinds)
 
 
 def draw(run: live.LiveRun) -> None:
@@ -55,7 +54,6 @@ live.live_panel(
     settings.mode,
     draw,
     evaluate_run=images.metrics,
-    wait_for_play=long_run,
 )
 digits = config is not None and config.data.name == "digits"  # the sweep trains in seconds there
 sweep.panel(PAGE, "classification", config, digits, sweep.DIGIT_SIZES, sweep.DIGIT_KINDS)

@@ -6,6 +6,8 @@ AppTest runs the live `run_every` fragment once per `run()`, i.e. one training t
 need a finished run use a few epochs (`?epochs=2`) and run until the run is done.
 """
 
+from types import SimpleNamespace
+
 import pytest
 
 pytest.importorskip("streamlit")
@@ -13,8 +15,9 @@ from app_helpers import chart, open_page, run_to_finish  # noqa: E402
 from app_helpers import run as _run  # noqa: E402
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
-from bbb_core import default_config  # noqa: E402
-from ui import exports, images  # noqa: E402
+from bbb_core import default_config, make_dataset  # noqa: E402
+from bbb_core.cost import estimate_seconds  # noqa: E402
+from ui import exports, images, live  # noqa: E402
 
 P = "images"
 LIVE_CHARTS = ("accuracy", "loss", "hist-entropy", "hist-mutual_info")
@@ -245,9 +248,11 @@ def test_pause_step_and_reset():
 
 def test_the_estimate_grows_with_the_network_the_data_and_the_epochs():
     digits = default_config("digits")
-    seconds = images.estimate_seconds(digits, ("bbb", "standard"))
-    assert 2 < seconds < images.LONG_RUN  # the default run: seconds
-    assert images.estimate_seconds(default_config("mnist"), ("bbb", "standard")) > 3600
+    shape = SimpleNamespace(task="classification", n_classes=10)  # what the estimate reads
+    seconds = estimate_seconds(digits, ("bbb", "standard"), make_dataset(digits.data, 0))
+    assert 2 < seconds < live.LONG_RUN  # the default run: seconds
+    mnist = SimpleNamespace(**vars(shape), input_shape=(1, 28, 28), n_train=60_000)
+    assert estimate_seconds(default_config("mnist"), ("bbb", "standard"), mnist) > 3600
 
 
 def test_missing_mnist_shows_where_to_put_the_files(tmp_path, monkeypatch, caplog):

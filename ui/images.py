@@ -9,8 +9,8 @@ their data is on disk.
 - `sidebar()`: the page's sidebar -> `widgets.Settings`; `config_from(values)` checks the widths
   against the architecture's bound (MLP units up to 2048, CNN channels up to 128).
 - `dataset_or_message(cfg)`: the dataset, or a short message saying which files to put where.
-- `estimate_seconds(cfg, kinds)` and `long_run_notice(...)`: what a run would cost, said before a
-  long one starts (it then waits for Play).
+- A run that would train for minutes says so and waits for Play: `ui.live` does that for every
+  page, from `bbb_core.cost`'s estimate.
 - While training, `live_scores(run)` holds every model's predictive on the test set and on the
   chosen OOD set (few samples, at most LIVE_IMAGES images each) and records the test accuracy per
   epoch in `run.series`. When the run finishes, `finished(run)` is its `Finished` analysis
@@ -33,11 +33,9 @@ from bbb_core import Dataset, RunConfig, default_config
 from bbb_core.config import (
     ARCHITECTURES,
     IMAGE_DATASETS,
-    IMAGE_SHAPES,
     IMAGE_TRAIN_SIZES,
     OOD_SETS,
 )
-from bbb_core.cost import duration
 from bbb_core.data.images import (
     IDX_FILES,
     OTHER_DATASET,
@@ -114,11 +112,6 @@ TABLE: dict[str, Param] = {  # the page's settings: rows of ui.params plus its o
     "ensemble": PARAMS["ensemble"],
     **{k: PARAMS[k] for k in ("seed", "device", "mode", "preset")},
 }
-# the run-time estimate: multiply-adds per second of training (forward and backward) on two CPU
-# cores, measured on the digits, and each kind's cost in standard-network passes
-RATE = {"mlp": 1e9, "cnn": 4e9}
-KIND_COST = {"bbb": 3.0, "standard": 1.0, "dropout": 1.0}  # ensemble: its members
-LONG_RUN = 60.0  # seconds: a longer run says so and waits for Play
 CHART_HEIGHT = 480  # the accuracy and ELBO charts
 LIVE_IMAGES = 1000  # test and OOD images scored while training
 PRUNE_FRACTIONS = (0.0, 0.5, 0.75, 0.9, 0.95, 0.98, 0.99)
@@ -308,52 +301,6 @@ def dataset_or_message(cfg: RunConfig) -> Dataset | None:
             "says which). Choose another dataset."
         )
     return None
-
-
-def multiply_adds(cfg: RunConfig) -> int:
-    """Multiply-adds of one forward pass of one image through the configured network."""
-    channels, height, width = IMAGE_SHAPES[cfg.data.name]
-    total = 0
-    if cfg.model.arch == "cnn":
-        for c in cfg.model.hidden:  # 3x3 convolutions, 2x2 pooling while at least 4 wide
-            total += channels * c * 9 * height * width
-            if min(height, width) >= 4:
-                height, width = height // 2, width // 2
-            channels = c
-        n_in = channels * height * width
-    else:
-        n_in = channels * height * width
-        for units in cfg.model.hidden:
-            total += n_in * units
-            n_in = units
-    return total + n_in * 10
-
-
-def train_images(cfg: RunConfig) -> int:
-    return cfg.data.n_train or IMAGE_TRAIN_SIZES[cfg.data.name]
-
-
-def estimate_seconds(cfg: RunConfig, kinds: tuple[str, ...]) -> float:
-    """Training seconds the run would take on two CPU cores, roughly (see RATE)."""
-    cost = sum(KIND_COST.get(k, float(cfg.model.ensemble_size)) for k in kinds)
-    work = multiply_adds(cfg) * train_images(cfg) * cfg.train.epochs * cost
-    return work / RATE[cfg.model.arch]
-
-
-def long_run_notice(cfg: RunConfig, kinds: tuple[str, ...]) -> bool:
-    """Say how long a run of more than LONG_RUN seconds would take; True when it is that long."""
-    seconds = estimate_seconds(cfg, kinds)
-    on_gpu = torch.cuda.is_available() and cfg.device != "cpu"  # the estimate is for CPUs
-    if seconds <= LONG_RUN or on_gpu:
-        return False
-    st.warning(
-        f"This run would take about **{duration(seconds)}** on this machine "
-        f"({multiply_adds(cfg):,} multiply-adds an image, {train_images(cfg):,} training images, "
-        f"{cfg.train.epochs} epochs, {len(kinds)} models). It waits for **Play**; fewer units "
-        "or epochs, or the 8x8 digits, train in seconds.",
-        icon=":material/timer:",
-    )
-    return True
 
 
 # --- what the charts show -------------------------------------------------------------------------

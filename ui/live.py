@@ -18,8 +18,8 @@ sessions); a session keeps at most one run, so at most one model of each kind.
 - `live_panel(page, cfg, kinds, mode, draw)`: the Play / Pause, Step and Reset buttons and an
   `st.fragment(run_every=TICK_SECONDS)` that redraws the page's charts (`draw(run)`) from the
   run as it stands. The timer runs only while training; when the run finishes the fragment asks
-  for one full rerun, which shows the metrics and stops it. With `wait_for_play` (a run the page
-  has said will take minutes) a new run waits, paused, for Play.
+  for one full rerun, which shows the metrics and stops it. A new run estimated to train for
+  minutes (`bbb_core.cost`) says so and waits, paused, for Play.
 
 How a frame works: the fragment first draws the run as it stands (so the browser gets the
 charts at once and renders them while the server trains), then trains for a slice of about
@@ -558,26 +558,21 @@ def live_panel(
     dataset_fn: Callable[[RunConfig], Dataset] | None = None,
     *,
     evaluate_run: Callable[[LiveRun], dict] | None = None,
-    wait_for_play: bool | None = None,
 ) -> LiveRun | None:
     """Sync the session's run with the settings, draw the buttons and the live fragment.
 
     `draw(run)` renders the page's charts from `predictions(run)` and `run.metrics`; it runs
     inside the fragment, so only the charts redraw while training. With `cfg` None (settings the
     page could not turn into a config) the current run stays as it is. `dataset_fn` as in
-    `sync_run`; `evaluate_run` as in `finish`. With `wait_for_play` (a run the page has said
-    will take minutes) a run that has not trained yet waits, paused, for Play; left None, the
-    panel decides itself from `bbb_core.cost`'s estimate (over LONG_RUN seconds: it says how long
-    and waits).
+    `sync_run`; `evaluate_run` as in `finish`. A new run that `bbb_core.cost` estimates at over
+    LONG_RUN seconds says how long it would train and waits, paused, for Play.
     """
     run = current_run(page)
     if cfg is not None:
         previous = run
         try:
             run = sync_run(page, cfg, kinds, mode, dataset_fn)
-            if wait_for_play is None:
-                wait_for_play = _long_run_notice(run)
-            if wait_for_play and run is not previous and run.ticks == 0:
+            if _long_run_notice(run) and run is not previous and run.ticks == 0:
                 run.playing = any(t.epoch for t in run.trainers.values())
         except (TrainingDiverged, ValueError) as err:  # bbb_core's own, plain-text messages
             _log.info("settings rejected on the %s page: %s", page, err)
