@@ -33,7 +33,7 @@ if config is not None and dataset is None:
 
 def draw(run: live.LiveRun) -> None:
     done = images.finished(run)
-    images.progress_section(run)
+    images.progress_section(run, done)
     images.histogram_section(run, done)
     if done is None:
         st.caption(

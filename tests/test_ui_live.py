@@ -293,3 +293,14 @@ def test_the_prior_retrains_map_and_bbb_and_the_kl_weight_only_bbb():
     _run_to_end(weighted)
     assert live.samples_for(weighted, "map") == 1
     assert live.predictions(weighted)["map"].epistemic_var.abs().max() == 0
+
+
+def test_what_a_page_recorded_of_a_kept_model_stays_with_it():
+    cfg = _cfg(epochs=3)
+    run = _train(cfg)
+    run.series["bbb"], run.series["standard"] = [(1, 0.5)], [(1, 0.6)]
+    changed = live.update_run(
+        run, "regression", replace(cfg, train=replace(cfg.train, kl_weight=0.5)), KINDS
+    )
+    assert changed.trainers["standard"] is run.trainers["standard"]
+    assert changed.series == {"standard": [(1, 0.6)]}  # BBB retrains: its record starts anew

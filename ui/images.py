@@ -364,9 +364,16 @@ def _model_choice(run: live.LiveRun, key: str) -> str:
     return st.radio("Model", kinds, horizontal=True, format_func=model_label, key=key)
 
 
-def progress_section(run: live.LiveRun) -> None:
-    """The test accuracy per epoch and BBB's ELBO terms."""
-    live_scores(run)
+def progress_section(run: live.LiveRun, done: Finished | None) -> None:
+    """The test accuracy per epoch and BBB's ELBO terms (the last point from the finished
+    analysis, which has every model's predictive already)."""
+    if done is None:
+        live_scores(run)
+    else:
+        for kind, trainer in run.trainers.items():
+            points = run.series.setdefault(kind, [])
+            if not points or points[-1][0] != trainer.epoch:
+                points.append((trainer.epoch, done.analysis.metrics[kind]["accuracy"]))
     left, right = st.columns(2)
     accuracy = accuracy_figure(run.series, run.epochs)
     accuracy.update_layout(height=CHART_HEIGHT)

@@ -242,6 +242,7 @@ def update_run(
     same_data = previous is not None and _same_data(previous.cfg, cfg)
     dataset = previous.dataset if same_data else make(cfg)
     trainers: dict[str, Trainer] = {}
+    series: dict[Any, Any] = {}  # what the page recorded of the models that are kept
     notices: list[str] = []
     for kind in kinds:
         old = previous.trainers.get(kind) if previous is not None else None
@@ -252,6 +253,8 @@ def update_run(
             and relevant_config(old.cfg, kind) == relevant_config(cfg, kind)
         ):
             trainers[kind] = old
+            if kind in previous.series:
+                series[kind] = previous.series[kind]
             continue
         warm = old is not None and mode == "continue" and previous.error is None
         try:
@@ -263,7 +266,9 @@ def update_run(
             notices.append(
                 f"{model_label(kind)}: the architecture changed, so it started from scratch."
             )
-    return LiveRun(page, cfg, tuple(kinds), dataset, trainers, notices=tuple(notices))
+    run = LiveRun(page, cfg, tuple(kinds), dataset, trainers, notices=tuple(notices))
+    run.series.update(series)
+    return run
 
 
 def reset_run(run: LiveRun) -> LiveRun:
