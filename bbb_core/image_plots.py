@@ -3,14 +3,14 @@
 Data in, plotly `go.Figure` or pandas `DataFrame` out (the house style of `bbb_core.plots`);
 nothing here draws or imports streamlit.
 
-- `accuracy_figure(series)`: each model's test accuracy against the epoch, as recorded while it
+- `accuracy_figure(series, epochs)`: each model's test accuracy against the epoch, as recorded while it
   trains.
 - `score_histograms(scores, ood_names, kind)`: the entropy and the mutual-information histograms
   of one model on the test set against OOD sets (Hendrycks & Gimpel, ICLR 2017).
 - `gallery_figure(gallery, kind, title, by)`: a gallery with "true → predicted, score" captions.
-- `rotation_panel(sweep, angle, kind, label)` and `rotation_curve(sweeps, angle, index, label)`:
-  one rotated image with its class probabilities, and the probabilities over all angles (Gal &
-  Ghahramani, ICML 2016, figure 4).
+- `rotation_panel(sweep, i, kind, label)` and `rotation_curve(sweeps, angle, index, label)`:
+  the image at its i-th angle with its class probabilities, and the probabilities over all
+  angles (Gal & Ghahramani, ICML 2016, figure 4).
 - `auroc_frame(scores)` and `pruning_frame(curves, fractions)`: the AUROC per OOD set and the
   pruning errors (Blundell et al., ICML 2015, Table 2) as tables.
 """
@@ -34,7 +34,7 @@ from .plots import (
 )
 
 SCORE_NAMES = {"entropy": "entropy", "mutual_info": "mutual information"}
-SCORE_SHORT = {"entropy": "H", "mutual_info": "MI", "expected_entropy": "E[H]"}
+SCORE_SHORT = {"entropy": "H", "mutual_info": "MI", "expected_entropy": "E[H]", "confidence": "p"}
 
 
 def accuracy_figure(series: Mapping[str, Sequence[tuple[int, float]]], epochs: int) -> go.Figure:
@@ -77,9 +77,9 @@ def score_histograms(
 
 
 def gallery_figure(gallery: Gallery, kind: str, title: str, by: str = "entropy") -> go.Figure:
-    """`gallery` with "true → predicted" and its score (`by`, or "p" for confidence) above each
-    image."""
-    score = "p" if title.startswith("Most confidently wrong") else SCORE_SHORT[by]
+    """`gallery` with "true → predicted" and its score above each image: `by` names it (a key of
+    SCORE_SHORT; "confidence" for the confidently wrong gallery, shown as p)."""
+    score = SCORE_SHORT[by]
     titles = [
         f"{int(t)} → {int(p)}<br>{score} {float(s):.2f}"
         for t, p, s in zip(gallery.labels, gallery.probs.argmax(-1), gallery.scores, strict=True)

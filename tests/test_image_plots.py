@@ -78,7 +78,7 @@ def test_gallery_figure_captions_say_true_predicted_and_the_score():
     texts = " ".join(a.text for a in fig.layout.annotations)
     predicted = int(probs[0].argmax())
     assert f"3 → {predicted}<br>MI 1.25" in texts
-    wrong = gallery_figure(gallery, "bbb", "Most confidently wrong")
+    wrong = gallery_figure(gallery, "bbb", "Most confidently wrong", by="confidence")
     assert "p 0.50" in " ".join(a.text for a in wrong.layout.annotations)
 
 

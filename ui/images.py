@@ -437,15 +437,15 @@ def gallery_section(run: live.LiveRun, done: Finished) -> None:
     )
     k = c3.slider("Images", 3, 10, 6, key=f"{PAGE}-gallery-k")
     pred, ds = done.analysis.test[kind], run.dataset
-    galleries = {
-        "Most uncertain": most_uncertain(pred, ds.x_test, ds.y_test, k, by),
-        "Most confidently wrong": confidently_wrong(pred, ds.x_test, ds.y_test, k),
+    galleries = {  # title -> (gallery, the score its captions show)
+        "Most uncertain": (most_uncertain(pred, ds.x_test, ds.y_test, k, by), by),
+        "Most confidently wrong": (confidently_wrong(pred, ds.x_test, ds.y_test, k), "confidence"),
     }
-    for i, (title, gallery) in enumerate(galleries.items()):
+    for i, (title, (gallery, score)) in enumerate(galleries.items()):
         if len(gallery.indices) == 0:
             st.info(f"{title}: none, {model_label(kind)} classifies every test image correctly.")
             continue
-        st.plotly_chart(gallery_figure(gallery, kind, title, by), key=f"{PAGE}-gallery-{i}")
+        st.plotly_chart(gallery_figure(gallery, kind, title, score), key=f"{PAGE}-gallery-{i}")
     st.caption(
         "Above each image: true class → predicted class. Bars: the predictive probabilities, "
         "with their spread over the Monte Carlo samples; the true class is coloured."
