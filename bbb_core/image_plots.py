@@ -3,8 +3,8 @@
 Data in, plotly `go.Figure` or pandas `DataFrame` out (the house style of `bbb_core.plots`);
 nothing here draws or imports streamlit.
 
-- `accuracy_figure(series, epochs)`: each model's test accuracy against the epoch, as recorded while it
-  trains.
+- `accuracy_figure(series, epochs)`: each model's test accuracy against the epoch, as recorded
+  while it trains.
 - `score_histograms(scores, ood_names, kind)`: the entropy and the mutual-information histograms
   of one model on the test set against OOD sets (Hendrycks & Gimpel, ICLR 2017).
 - `gallery_figure(gallery, kind, title, by)`: a gallery with "true → predicted, score" captions.
