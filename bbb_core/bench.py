@@ -1,6 +1,6 @@
 """`python -m bbb_core bench`: how much Bayes by Backprop costs next to a standard network.
 
-Three measurements, printed as a table and optionally written as JSON:
+Four measurements, printed as tables and optionally written as JSON:
 
 - `train_step`: the median time of one full training step (forward, ELBO via
   `losses.elbo_loss` with the likelihood's NLL and the model's KL, backward, Adam step) of the
@@ -44,6 +44,7 @@ from .config import (
     COMPILE_MODES,
     DEVICES,
     LIMITS,
+    MATMUL_PRECISIONS,
     ModelConfig,
     PriorConfig,
     check_hidden,
@@ -58,7 +59,6 @@ from .rng import Streams, use
 from .train import Trainer, resolve_device, step_objective
 
 MODEL_NAMES = ("standard", "bbb-reparam", "bbb-local", "bbb-flipout")
-MATMUL_PRECISIONS = ("highest", "high", "medium")  # torch.set_float32_matmul_precision
 N_DATA = 60_000  # the ELBO's dataset size (MNIST): scales the KL against the minibatch NLL
 N_BATCHES = 469  # minibatches per epoch at batch 128: the KL share of one step is 1 / 469
 

@@ -33,6 +33,7 @@ from .config import (
     ESTIMATORS,
     KL_SCHEDULES,
     LR_SCHEDULES,
+    MATMUL_PRECISIONS,
     MODELS,
     NOISE_MODELS,
     OOD_SETS,
@@ -308,7 +309,7 @@ def _bench_parser(sub) -> None:
     p.add_argument("--compile", choices=COMPILE_MODES, default="off", help="torch.compile steps")
     p.add_argument(
         "--matmul-precision",
-        choices=("highest", "high", "medium"),
+        choices=MATMUL_PRECISIONS,
         default="highest",
         help="float32 matrix products: highest = full fp32, high = TF32 on a GPU",
     )

@@ -49,6 +49,7 @@ COMPILE_MODES = ("off", "default", "reduce-overhead")
 DEVICES = ("auto", "cpu", "cuda")
 # what `python -m bbb_core bench` measures
 BENCH_PARTS = ("train_step", "toy_step", "predict", "toy")
+MATMUL_PRECISIONS = ("highest", "high", "medium")  # torch.set_float32_matmul_precision
 
 
 def _number(x: float) -> str:
@@ -426,6 +427,11 @@ class RunConfig:
     @classmethod
     def from_json(cls, text: str) -> RunConfig:
         return cls.from_dict(json.loads(text))
+
+
+def steps_per_epoch(n_train: int, batch_size: int | None) -> int:
+    """Optimiser steps in one epoch over n_train points (full batch: one)."""
+    return 1 if batch_size is None or batch_size >= n_train else math.ceil(n_train / batch_size)
 
 
 def default_config(name: str = "blundell", **overrides: Any) -> RunConfig:

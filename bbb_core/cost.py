@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from .config import RunConfig
+from .config import RunConfig, steps_per_epoch
 from .data.base import Dataset
 
 STEP_SECONDS = {"bbb": 1.5e-3, "standard": 0.5e-3, "dropout": 0.6e-3, "map": 0.8e-3}
@@ -47,12 +47,6 @@ def multiply_adds(cfg: RunConfig, dataset: Dataset) -> int:
     return total + n_in * n_out
 
 
-def _steps(cfg: RunConfig, n_train: int) -> int:
-    batch = cfg.train.batch_size
-    per_epoch = 1 if batch is None or batch >= n_train else math.ceil(n_train / batch)
-    return cfg.train.epochs * per_epoch
-
-
 def estimate_seconds(cfg: RunConfig, kinds: Sequence[str], dataset: Dataset) -> float:
     """Rough training seconds of `kinds` (an ensemble counts its members) on `dataset`."""
     n = dataset.n_train
@@ -64,7 +58,7 @@ def estimate_seconds(cfg: RunConfig, kinds: Sequence[str], dataset: Dataset) -> 
         samples = cfg.train.train_samples if kind in ("bbb", "dropout") else 1
         base = "standard" if kind == "ensemble" else kind
         per_step = STEP_SECONDS.get(base, 1e-3) + macs * KIND_WORK.get(base, 1.0) * samples
-        total += copies * _steps(cfg, n) * per_step
+        total += copies * cfg.train.epochs * steps_per_epoch(n, cfg.train.batch_size) * per_step
     return total
 
 

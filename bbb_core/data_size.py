@@ -26,7 +26,7 @@ from dataclasses import dataclass, replace
 
 import torch
 
-from .config import LIMITS, RunConfig
+from .config import LIMITS, RunConfig, steps_per_epoch
 from .data import make_dataset
 from .predict import ClassificationPredictive, predictive
 from .rng import derive_seed
@@ -47,15 +47,11 @@ class SizePoint:
     epochs: int  # epochs trained (the same number of steps for every size)
 
 
-def _steps_per_epoch(n: int, batch_size: int | None) -> int:
-    return 1 if batch_size is None or batch_size >= n else math.ceil(n / batch_size)
-
-
 def epochs_for(cfg: RunConfig, n_full: int, n: int) -> int:
     """Epochs that give a training set of n points as many optimiser steps as `cfg` takes on
     n_full points (at most the config's bound on epochs)."""
-    steps = cfg.train.epochs * _steps_per_epoch(n_full, cfg.train.batch_size)
-    epochs = math.ceil(steps / _steps_per_epoch(n, cfg.train.batch_size))
+    steps = cfg.train.epochs * steps_per_epoch(n_full, cfg.train.batch_size)
+    epochs = math.ceil(steps / steps_per_epoch(n, cfg.train.batch_size))
     return min(epochs, int(LIMITS["train.epochs"].high))
 
 
@@ -88,6 +84,7 @@ def data_size_sweep(
     if n_full is None:
         n_full = make_dataset(cfg.data, cfg.seed).n_train
     samples = cfg.train.pred_samples if samples is None else samples
+    seed = derive_seed(cfg.seed, SWEEP_STREAM)
     points = []
     for n in sizes:
         data = replace(cfg.data, n_train=n)  # an image set keeps all it has when n is more
@@ -103,7 +100,6 @@ def data_size_sweep(
             trainer = Trainer(run, dataset=dataset)
             trainer.run()
             x_test = dataset.x_test.to(trainer.device)
-            seed = derive_seed(cfg.seed, SWEEP_STREAM)
             pred = predictive(trainer.model, x_test, samples, coherent=False, rng=seed)
             epistemic, aleatoric, score = _measure(pred, dataset.y_test.to(trainer.device))
             point = SizePoint(dataset.n_train, kind, epistemic, aleatoric, score, epochs)

@@ -59,7 +59,6 @@ from .sampling import (
     _random_signs,
     _Softplus,
     kl_normal_sum,
-    normal_like,
     standard_normal,
 )
 
@@ -244,7 +243,7 @@ class _BayesianModule(nn.Module):
             if exact is not None:
                 total = total + exact
                 continue
-            w = mu + sigma * normal_like(mu)
+            w = mu + sigma * standard_normal(mu.shape, mu)
             total = total + (gaussian_log_prob(w, mu, sigma) - self.prior.log_prob(w)).sum()
         return total
 

@@ -70,6 +70,7 @@ def tune_cpu_allocator() -> bool:
 def configure_for(model: nn.Module) -> None:
     """What the command line does before training `model` alone in its process: the threads
     that train it fastest and, for large models, the allocator setting."""
-    configure_threads(threads_for(model))
-    if threads_for(model) > 1:
+    threads = threads_for(model)
+    configure_threads(threads)
+    if threads > 1:
         tune_cpu_allocator()

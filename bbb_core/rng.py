@@ -85,9 +85,8 @@ def generator(device: torch.device | str = "cpu") -> torch.Generator | None:
     return None if streams is None else streams.generator(device)
 
 
-def random_seed(device: torch.device | str = "cpu") -> int:
+def random_seed() -> int:
     """A fresh 62-bit seed drawn from this thread's CPU stream (for a sub-generator)."""
-    del device  # seeds always come from the CPU stream: no device synchronisation
     return int(torch.randint(2**62, (), dtype=torch.int64, generator=generator("cpu")))
 
 

@@ -43,7 +43,7 @@ def standard_normal(shape: tuple[int, ...], like: Tensor) -> Tensor:
     large = out.device.type == "cpu" and out.dtype == torch.float32
     large = large and out.numel() >= _BOX_MULLER_MIN
     if large and native.available():
-        return native.fill_normals(out, random_seed())
+        return native.fill_normals(out)  # its seed from the thread's streams
     if large and torch.get_num_threads() > 1:
         return _box_muller(out)
     return out.normal_(generator=generator(out.device))
@@ -71,13 +71,6 @@ def _box_muller(out: Tensor) -> Tensor:
     torch.cos(angle, out=flat[:half]).mul_(radius)
     torch.mul(angle.sin_()[: n - half], radius[: n - half], out=flat[half:])
     return out
-
-
-def normal_like(t: Tensor) -> Tensor:
-    """N(0, 1) draws shaped like `t`, from this thread's streams (`torch.randn_like` with them)."""
-    if torch.compiler.is_compiling():
-        return torch.randn_like(t)
-    return torch.empty_like(t).normal_(generator=generator(t.device))
 
 
 def _unit_floats(words: Tensor) -> Tensor:

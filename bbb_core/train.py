@@ -32,9 +32,9 @@ from .data.base import Dataset
 from .evaluate import evaluate
 from .losses import elbo_loss, kl_share, map_loss
 from .models import build_model
+from .process import SMALL_MODEL  # parameters: below this, "auto" keeps a model on the CPU
 from .rng import Streams, use
 
-_SMALL_MODEL = 200_000  # parameters: below this, "auto" keeps a model on the CPU
 _RECOMPILE_LIMIT = 256  # compiled variants of the step objective per process (see step_objective)
 
 
@@ -51,7 +51,7 @@ def resolve_device(name: str = "auto", n_params: int | None = None) -> torch.dev
     trains in 7.5 s there against about 2 s on two CPU cores).
     """
     if name == "auto":
-        small = n_params is not None and n_params < _SMALL_MODEL
+        small = n_params is not None and n_params < SMALL_MODEL
         return torch.device("cuda" if torch.cuda.is_available() and not small else "cpu")
     if name == "cuda" and not torch.cuda.is_available():
         raise ValueError("device 'cuda' was requested but no CUDA GPU is available: use cpu/auto")
