@@ -36,17 +36,22 @@ def weight_scores(model: nn.Module, score: str = "snr") -> list[Tensor]:
     return [layer.weight_mu.detach().abs().flatten() for layer in layers]
 
 
+def lowest_masks(scores: list[Tensor], fraction: float) -> list[Tensor]:
+    """Per tensor of `scores`, a boolean mask (flat) of its entries among the `fraction` with
+    the lowest scores over all tensors together (ties: the first ones)."""
+    flat = torch.cat([s.flatten() for s in scores])
+    remove = torch.zeros(flat.numel(), dtype=torch.bool, device=flat.device)
+    remove[flat.argsort(stable=True)[: int(round(fraction * flat.numel()))]] = True
+    return list(remove.split([s.numel() for s in scores]))
+
+
 @torch.no_grad()
 def prune(model: nn.Module, fraction: float, score: str = "snr") -> nn.Module:
     """A copy of `model` with the `fraction` of weights with the lowest score set to exactly 0."""
     if not 0.0 <= fraction <= 1.0:
         raise ValueError(f"fraction must be in [0, 1]; got {fraction}")
     pruned = copy.deepcopy(model)
-    scores = weight_scores(pruned, score)
-    flat = torch.cat(scores)
-    remove = torch.zeros(flat.numel(), dtype=torch.bool, device=flat.device)
-    remove[flat.argsort(stable=True)[: int(round(fraction * flat.numel()))]] = True
-    masks = remove.split([s.numel() for s in scores])
+    masks = lowest_masks(weight_scores(pruned, score), fraction)
     for layer, mask in zip(bayesian_layers(pruned), masks, strict=True):
         mask = mask.view_as(layer.weight_mu)
         layer.weight_mu[mask] = 0.0

@@ -37,7 +37,7 @@ from .data.base import Dataset
 from .layers import bayesian_layers, posterior_mean
 from .models import CategoricalLikelihood
 from .priors import Prior
-from .pruning import prune
+from .pruning import lowest_masks, prune
 
 SMALL = 1e-3  # |w| below this counts as zero in `near_zero_fraction`
 CURVE_METRICS = ("error", "rmse", "nll")
@@ -131,10 +131,8 @@ def prune_point(model: nn.Module, fraction: float) -> nn.Module:
         raise ValueError(f"fraction must be in [0, 1]; got {fraction}")
     pruned = copy.deepcopy(model)
     layers = _point_layers(pruned)
-    flat = torch.cat([layer.weight.abs().flatten() for layer in layers])
-    remove = torch.zeros(flat.numel(), dtype=torch.bool, device=flat.device)
-    remove[flat.argsort(stable=True)[: int(round(fraction * flat.numel()))]] = True
-    for layer, mask in zip(layers, remove.split([m.weight.numel() for m in layers]), strict=True):
+    masks = lowest_masks([layer.weight.abs() for layer in layers], fraction)
+    for layer, mask in zip(layers, masks, strict=True):
         layer.weight[mask.view_as(layer.weight)] = 0.0
     return pruned
 

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# Prepared for a GPU machine (NOT YET RUN). On two CPU cores, BBB 2x1200 with the
+# For a GPU machine. On two CPU cores, BBB 2x1200 with the
 # scale mixture pi 1/2, sigma1 e^0, sigma2 e^-7, local reparameterisation and a cosine learning
 # rate over 30 epochs reached 1.46 % and 1.49 % (seeds 0, 1; docs/mnist.md). This times it on the GPU:
-#   0: the GPU tests (tests/test_cuda.py, never run yet), at most 150 s;
+#   0: the GPU tests (tests/test_cuda.py), at most 150 s;
 #   a: the recipe alone on the GPU, compiled with CUDA graphs: the wall time to report;
 #   b, c, d, e: side by side, the same recipe with seeds 1 and 2 (how much is run-to-run noise),
 #   the cosine rate over 20 epochs, seed 0 (1.42 % on the CPU; seed 1 gave 1.54 %), and batch 256
