@@ -10,7 +10,8 @@ sigma^2) per weight, twice the parameters. This module reads them out as flat te
   bias, flattened in the same layer order.
 - `near_zero_fraction(w, tol)`: the share of entries with |w| < tol (1e-3 by default): how sparse
   a solution is.
-- `weight_summary(...)`: these numbers for the three models at once (for a table).
+- `weight_summary(...)` (`summarise(...)` from weights already read out): these numbers for the
+  three models at once (for a table).
 - `prune_point(model, fraction)`: a copy of a standard or MAP network with the `fraction` of its
   weights smallest in |w| set to 0 (biases kept), the point-estimate counterpart of
   `pruning.prune`.
@@ -106,11 +107,17 @@ def weight_summary(
     """Per model ("mle", "map", "bbb"): the number of parameters it learns, the weights it
     predicts with (BBB: the means), their mean |w|, the share with |w| < tol and, for BBB,
     the mean sigma."""
-    post = posterior_weights(bbb)
+    return summarise(point_weights(mle), point_weights(map_model), posterior_weights(bbb), tol)
+
+
+def summarise(
+    mle: Tensor, map_weights: Tensor, post: Posterior, tol: float = SMALL
+) -> dict[str, dict[str, float]]:
+    """`weight_summary` of weights already read out (`point_weights`, `posterior_weights`)."""
     out = {}
     for name, w, params in (
-        ("mle", point_weights(mle), None),
-        ("map", point_weights(map_model), None),
+        ("mle", mle, None),
+        ("map", map_weights, None),
         ("bbb", post.mu, 2 * post.mu.numel()),
     ):
         out[name] = {

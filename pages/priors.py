@@ -27,8 +27,8 @@ from bbb_core.weights import (
     posterior_weights,
     prior_density,
     pruning_curves,
+    summarise,
     summary_rows,
-    weight_summary,
     weights_table,
 )
 from ui import exports, live, priors, routing, widgets
@@ -83,15 +83,16 @@ def draw(run: live.LiveRun) -> None:
     left, right = st.columns(2)
     left.plotly_chart(sigma_histogram_figure(post.sigma, sigma0), key=f"{PAGE}-sigma")
     right.plotly_chart(snr_scatter_figure(post.mu, post.sigma), key=f"{PAGE}-snr")
-    st.dataframe(summary_rows(weight_summary(mle, map_, bbb)), hide_index=True)
+    summary = summarise(weights["MLE"], weights["MAP"], post)  # the weights read out above
+    st.dataframe(summary_rows(summary), hide_index=True)
     if run.metrics is None:
         st.caption("The pruning curves, the metrics and the downloads follow when training ends.")
         return
     curves, metric = pruning(run)
     fig = pruning_curves_figure(FRACTIONS, curves, metric, title="Pruning the mean network")
     st.plotly_chart(fig, key=f"{PAGE}-pruning")
-    frame = exports.regression_frame if run.dataset.task == "regression" else None
-    frame = frame or exports.classification_frame
+    regression = run.dataset.task == "regression"
+    frame = exports.regression_frame if regression else exports.classification_frame
     metrics = {estimate_label(k): v for k, v in run.metrics.items()}
     exports.results(PAGE, cfg, metrics, lambda: frame(run.dataset, preds))
     table = weights_table(mle, map_, bbb).to_csv(index=False)
