@@ -50,7 +50,8 @@ class Upload:
     inputs: tuple[str, ...] = ()
     target: str = ""
     error: TabularError | None = None  # why the file or the columns cannot train
-    data: TabularData | None = None  # checked with the run's seed (rebuilt for another seed)
+    data: TabularData | None = None  # built for the chosen columns with the seed `seed`
+    seed: int = 0  # the seed `data` was built with (another seed rebuilds it)
 
     @property
     def ready(self) -> bool:
@@ -76,7 +77,7 @@ def _seed(page: str) -> int:
 
 def _check(upload: Upload, task: str, seed: int) -> None:
     """Build the data for the chosen columns; keep the error when it cannot."""
-    upload.error, upload.data = None, None
+    upload.error, upload.data, upload.seed = None, None, seed
     try:
         upload.data = tabular.make_tabular(
             upload.table, task, upload.target, upload.inputs, seed=seed
@@ -237,13 +238,15 @@ def prepare(
     def dataset_fn(run_cfg: RunConfig) -> Dataset:
         if upload.data is None or upload.data.source != run_cfg.data.source:
             raise ValueError("the uploaded data changed: choose its columns again")
+        if upload.seed == run_cfg.seed:  # built for these columns and this seed already
+            return upload.data.dataset
         try:
             built = tabular.make_tabular(
                 upload.table, task, upload.target, upload.inputs, seed=run_cfg.seed
             )
         except TabularError as err:
             raise ValueError(f"the uploaded data: {err.markdown(echo)}") from None
-        upload.data = built
+        upload.data, upload.seed = built, run_cfg.seed
         return built.dataset
 
     return cfg, dataset_fn
