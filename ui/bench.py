@@ -156,13 +156,17 @@ def launch_browser(playwright):
     return playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
 
 
+# True once the status line of the page whose status selector is given says "Finished"
+FINISHED_JS = """(sel) => { const e = document.querySelector(sel);
+  return e !== null && e.innerText.trim().startsWith('Finished'); }"""
+
+
+def status_selector(page: str) -> str:
+    return f".st-key-{page}-status"
+
+
 def wait_finished(tab, page: str, timeout_ms: float = 60_000) -> None:
-    tab.wait_for_function(
-        "(sel) => { const e = document.querySelector(sel); "
-        "return e && e.innerText.trim().startsWith('Finished'); }",
-        arg=f".st-key-{page}-status",
-        timeout=timeout_ms,
-    )
+    tab.wait_for_function(FINISHED_JS, arg=status_selector(page), timeout=timeout_ms)
 
 
 def measure_page(tab, url: str, page: str, repeats: int, timeout_ms: float) -> list[dict]:

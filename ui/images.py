@@ -265,9 +265,11 @@ def sidebar() -> widgets.Settings:
             widgets.run_section(ctl)
     values = ctl.collect()
     ctl.sync_url()
-    kinds = ("bbb", "standard") + ("dropout",) * bool(values["show_dropout"])
-    kinds += ("ensemble",) * bool(values["show_ensemble"])
-    common = {"kinds": kinds, "mode": values["mode"], "notices": tuple(ctl.notices)}
+    common = {
+        "kinds": widgets.kinds_from(values),
+        "mode": values["mode"],
+        "notices": tuple(ctl.notices),
+    }
     try:
         cfg = config_from(values)
     except ValueError as err:

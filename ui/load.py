@@ -30,11 +30,8 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from ui.bench import CHROMIUM, VIEWPORT, launch_browser, serve
+from ui.bench import CHROMIUM, FINISHED_JS, VIEWPORT, launch_browser, serve, status_selector
 
-PAGE_STATUS = ".st-key-{page}-status"
-FINISHED_JS = """(sel) => { const e = document.querySelector(sel);
-  return e !== null && e.innerText.trim().startsWith('Finished'); }"""
 EXCEPTION = "[data-testid='stException']"
 _TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
@@ -132,7 +129,7 @@ def run_wave(
         deadline = start + timeout_s
         while pending and time.perf_counter() < deadline:
             for i in sorted(pending):
-                if tabs[i].evaluate(FINISHED_JS, PAGE_STATUS.format(page=page)):
+                if tabs[i].evaluate(FINISHED_JS, status_selector(page)):
                     wave.finished_s.append(time.perf_counter() - start)
                     pending.discard(i)
             time.sleep(0.05)

@@ -392,6 +392,12 @@ class Settings:
     notices: tuple[str, ...]  # URL values that were ignored
 
 
+def kinds_from(values: Mapping[str, Any]) -> tuple[str, ...]:
+    """The models a page trains: BBB, the standard network and the baselines switched on."""
+    baselines = ("dropout",) * bool(values["show_dropout"])
+    return ("bbb", "standard", *baselines, *("ensemble",) * bool(values["show_ensemble"]))
+
+
 def preset_select(ctl: Controls, presets: Mapping, on_change: Callable, args: tuple = ()) -> None:
     """The preset picker: "your own settings" and each preset by name."""
     names = {"custom": "— your own settings —"} | {s: p.name for s, p in presets.items()}
@@ -436,10 +442,7 @@ def sidebar(page: str, task: str, datasets: Sequence[str]) -> Settings:
             run_section(ctl)
     values = ctl.collect()
     ctl.sync_url()
-    kinds = ("bbb", "standard")
-    kinds += ("dropout",) * bool(values["show_dropout"]) + ("ensemble",) * bool(
-        values["show_ensemble"]
-    )
+    kinds = kinds_from(values)
     try:
         cfg = config_from_values(values)
     except ValueError as err:
