@@ -47,6 +47,16 @@ def chart(at: AppTest, page: str, name: str) -> dict:
     raise AssertionError(f"no chart {name}: {[c.proto.id for c in at.get('plotly_chart')]}")
 
 
+def trace_names(fig: dict) -> list[str]:
+    """The names of a plotly figure's (as JSON) traces, in order."""
+    return [t.get("name") for t in fig["data"]]
+
+
+def trace_data(fig: dict) -> str:
+    """A plotly figure's (as JSON) traces as one canonical string, to tell two figures apart."""
+    return json.dumps(fig["data"], sort_keys=True)
+
+
 def assert_inert(markdown: str, *from_link: str) -> None:
     """Outside its code spans (where Streamlit's Markdown shows text as it is), `markdown` holds
     no image, link, HTML, icon, colour or formula syntax and none of the strings `from_link`."""

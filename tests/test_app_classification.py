@@ -5,13 +5,12 @@ AppTest runs the live `run_every` fragment once per `run()` (one training tick);
 function itself is tested in test_ui_live.py.
 """
 
-import json
-
 import pytest
 
 pytest.importorskip("streamlit")
 from app_helpers import assert_inert, chart, open_page  # noqa: E402
 from app_helpers import run as _run  # noqa: E402
+from app_helpers import trace_data as _data  # noqa: E402
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
 P = "classification"
@@ -28,10 +27,6 @@ def _chart(at: AppTest, name: str) -> dict:
 
 def _heatmaps(fig: dict) -> int:
     return sum(t["type"] == "heatmap" for t in fig["data"])
-
-
-def _data(fig: dict) -> str:
-    return json.dumps(fig["data"], sort_keys=True)
 
 
 def test_defaults_draw_three_maps_for_bbb_and_the_standard_network():

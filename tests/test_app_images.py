@@ -13,6 +13,7 @@ import pytest
 pytest.importorskip("streamlit")
 from app_helpers import chart, open_page, run_to_finish  # noqa: E402
 from app_helpers import run as _run  # noqa: E402
+from app_helpers import trace_names as _names  # noqa: E402
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
 from bbb_core import default_config, make_dataset  # noqa: E402
@@ -35,10 +36,6 @@ FINAL_CHARTS = (
 
 def _page(**params: str) -> AppTest:
     return open_page(P, **params)
-
-
-def _names(fig: dict) -> list[str]:
-    return [t.get("name") for t in fig["data"]]
 
 
 def test_the_default_run_trains_without_a_click_and_draws_the_live_charts():

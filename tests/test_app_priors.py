@@ -6,7 +6,6 @@ AppTest runs the live fragment once per `run()` (one training tick); the loop it
 test_ui_live.py.
 """
 
-import json
 import math
 
 import pytest
@@ -14,6 +13,8 @@ import pytest
 pytest.importorskip("streamlit")
 from app_helpers import chart, open_page, run_to_finish  # noqa: E402
 from app_helpers import run as _run  # noqa: E402
+from app_helpers import trace_data as _data  # noqa: E402
+from app_helpers import trace_names as _names  # noqa: E402
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
 from bbb_core.weights import mean_network_score  # noqa: E402
@@ -30,14 +31,6 @@ def _page(**params: str) -> AppTest:
 
 def _chart(at: AppTest, name: str) -> dict:
     return chart(at, P, name)
-
-
-def _names(fig: dict) -> list[str]:
-    return [t.get("name") for t in fig["data"]]
-
-
-def _data(fig: dict) -> str:
-    return json.dumps(fig["data"], sort_keys=True)
 
 
 def test_defaults_train_mle_map_and_bbb_and_draw_the_weights():

@@ -6,8 +6,6 @@ need a finished run use a few epochs and run until the status says so. The loop'
 itself is tested in test_ui_live.py.
 """
 
-import json
-
 import pytest
 
 from ui import params
@@ -15,6 +13,8 @@ from ui import params
 pytest.importorskip("streamlit")
 from app_helpers import assert_inert, chart, open_page, run_to_finish  # noqa: E402
 from app_helpers import run as _run  # noqa: E402
+from app_helpers import trace_data as _data  # noqa: E402
+from app_helpers import trace_names as _traces  # noqa: E402
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
 P = "regression"
@@ -26,14 +26,6 @@ def _page(**params: str) -> AppTest:
 
 def _chart(at: AppTest, name: str) -> dict:
     return chart(at, P, name)
-
-
-def _traces(fig: dict) -> list[str]:
-    return [t.get("name") for t in fig["data"]]
-
-
-def _data(fig: dict) -> str:
-    return json.dumps(fig["data"], sort_keys=True)
 
 
 def test_defaults_draw_the_fit_the_losses_and_the_prior():
