@@ -865,25 +865,37 @@ def rotation_figure(
 # --- pruning ------------------------------------------------------------------------------------
 
 
-def pruning_figure(fractions, errors: Mapping[str, object], title: str = "") -> go.Figure:
-    """Test error against the share of weights removed, a line per pruning rule. `fractions`
-    (F,) and each `errors[rule]` (F,) are fractions in [0, 1]; both axes are drawn in %."""
+CURVE_TITLES = {"error": "test error (%)", "rmse": "test RMSE", "nll": "test NLL (nats / point)"}
+
+
+def pruning_figure(
+    fractions,
+    errors: Mapping[str, object],
+    title: str = "",
+    metric: str = "error",
+    height: int = 440,
+) -> go.Figure:
+    """A test metric against the share of weights removed, a line per pruning rule. `fractions`
+    (F,) are fractions in [0, 1], drawn in %; each `errors[rule]` (F,) is `metric`: "error" (a
+    fraction, drawn in %), "rmse" or "nll"."""
     x = 100 * _np(fractions)
+    scale = 100.0 if metric == "error" else 1.0
+    value = "error = %{y:.2f} %" if metric == "error" else metric + " = %{y:.3g}"
     fig = go.Figure()
     for i, (name, err) in enumerate(errors.items()):
         fig.add_trace(
             go.Scatter(
                 x=x,
-                y=100 * _np(err),
+                y=scale * _np(err),
                 mode="lines+markers",
                 name=name,
                 line=dict(color=SERIES_COLORS[i % len(SERIES_COLORS)], width=2.5),
-                hovertemplate="%{x:.1f} % removed<br>error = %{y:.2f} %<extra>" + name + "</extra>",
+                hovertemplate="%{x:.1f} % removed<br>" + value + "<extra>" + name + "</extra>",
             )
         )
-    _style(
-        fig, title or "Pruning by signal-to-noise ratio", "weights removed (%)", "test error (%)"
-    )
+    y_title = CURVE_TITLES.get(metric, metric)
+    title = title or "Pruning by signal-to-noise ratio"
+    _style(fig, title, "weights removed (%)", y_title, height=height)
     fig.update_yaxes(rangemode="tozero")
     return fig
 

@@ -9,7 +9,6 @@ Pure functions from arrays, predictives and priors to plotly figures, in the hou
   means) in stacked panels sharing the weight axis, with the prior's density drawn over each.
 - `sigma_histogram_figure`: BBB's posterior stds, on a log axis.
 - `snr_scatter_figure`: |mu| against sigma for every BBB weight, with the line |mu| = sigma.
-- `pruning_curves_figure`: a test metric against the share of weights removed, a line per rule.
 - `priors_figure`: the densities of the Gaussian, Laplace and scale-mixture priors at the current
   settings, the one in use drawn bold.
 
@@ -227,33 +226,6 @@ def snr_scatter_figure(mu, sigma, title: str = "BBB: signal |μ| against noise �
     _style(fig, title, "|μ| (log scale)", "σ (log scale)", height=340)
     fig.update_xaxes(type="log")
     fig.update_yaxes(type="log")
-    return fig
-
-
-CURVE_TITLES = {"error": "test error (%)", "rmse": "test RMSE", "nll": "test NLL (nats / point)"}
-
-
-def pruning_curves_figure(
-    fractions, curves: Mapping[str, object], metric: str, title: str = "Pruning the weights"
-) -> go.Figure:
-    """`metric` ("error" as a fraction, drawn in %; "rmse"; "nll") against the share of weights
-    removed (`fractions`, drawn in %), a line per rule (`weights.pruning_curves`)."""
-    x = 100 * _np(fractions)
-    scale = 100.0 if metric == "error" else 1.0
-    fig = go.Figure()
-    for i, (name, values) in enumerate(curves.items()):
-        fig.add_trace(
-            go.Scatter(
-                x=x,
-                y=scale * _np(values),
-                mode="lines+markers",
-                name=name,
-                line=dict(color=SERIES_COLORS[i % len(SERIES_COLORS)], width=2.5),
-                hovertemplate="%{x:.0f} % removed<br>%{y:.3g}<extra>" + name + "</extra>",
-            )
-        )
-    _style(fig, title, "weights removed (%)", CURVE_TITLES.get(metric, metric), height=380)
-    fig.update_yaxes(rangemode="tozero")
     return fig
 
 

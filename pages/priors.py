@@ -11,13 +11,13 @@ import math
 import streamlit as st
 
 from bbb_core import build_prior
+from bbb_core.plots import pruning_figure
 from bbb_core.priors import GaussianPrior, LaplacePrior, ScaleMixturePrior
 from bbb_core.weight_plots import (
     estimate_label,
     estimates_figure,
     estimates_map_figure,
     priors_figure,
-    pruning_curves_figure,
     sigma_histogram_figure,
     snr_scatter_figure,
     weight_histogram_figure,
@@ -89,7 +89,7 @@ def draw(run: live.LiveRun) -> None:
         st.caption("The pruning curves, the metrics and the downloads follow when training ends.")
         return
     curves, metric = pruning(run)
-    fig = pruning_curves_figure(FRACTIONS, curves, metric, title="Pruning the mean network")
+    fig = pruning_figure(FRACTIONS, curves, "Pruning the mean network", metric, height=380)
     st.plotly_chart(fig, key=f"{PAGE}-pruning")
     regression = run.dataset.task == "regression"
     frame = exports.regression_frame if regression else exports.classification_frame

@@ -13,6 +13,7 @@ import torch
 from conftest import assert_close
 
 from bbb_core import build_model, default_config, make_dataset, predictive
+from bbb_core.plots import pruning_figure
 from bbb_core.priors import GaussianPrior, LaplacePrior, ScaleMixturePrior
 from bbb_core.weight_plots import (
     HIST_BINS,
@@ -20,7 +21,6 @@ from bbb_core.weight_plots import (
     estimates_figure,
     estimates_map_figure,
     priors_figure,
-    pruning_curves_figure,
     sigma_histogram_figure,
     snr_scatter_figure,
     weight_histogram_figure,
@@ -124,7 +124,7 @@ def test_pruning_curves_figure(metric, scale, title):
         "BBB by |μ|/σ": torch.tensor([0.1, 0.1, 0.2]),
         "MAP by |w|": torch.tensor([0.1, 0.3, 0.5]),
     }
-    fig = pruning_curves_figure(fractions, curves, metric)
+    fig = pruning_figure(fractions, curves, metric=metric)
     assert _names(fig) == list(curves)
     assert list(fig.data[0].x) == [0.0, 50.0, 90.0]
     assert_close(fig.data[1].y, [0.1 * scale, 0.3 * scale, 0.5 * scale], rtol=1e-6, atol=0)
