@@ -76,11 +76,9 @@ from .params import (
     PARAMS,
     Param,
     config_from_values,
-    dataset_values,
     friendly_error,
     hidden_rule,
     parse_hidden,
-    preset_values,
 )
 from .presets import Preset, presets_for
 
@@ -148,25 +146,11 @@ def default_hidden(name: str, arch: str) -> tuple[int, ...]:
     return default_config(name).model.hidden if arch == "mlp" else CNN_CHANNELS
 
 
-def _store(page: str) -> dict:
-    return st.session_state[f"{page}::values"]
-
-
-def _on_data(page: str) -> None:
-    name = st.session_state[f"{page}:data"]
-    widgets._set_all(page, dataset_values(name, _store(page), TABLE))
-
-
 def _on_arch(page: str) -> None:
-    arch = st.session_state[f"{page}:arch"]
-    hidden = ", ".join(map(str, default_hidden(_store(page)["data"], arch)))
+    arch = st.session_state[widgets._wkey(page, "arch")]
+    data = st.session_state[widgets._store_key(page)]["data"]
+    hidden = ", ".join(map(str, default_hidden(data, arch)))
     widgets._set_all(page, {"hidden": hidden, "preset": "custom"})
-
-
-def _on_preset(page: str) -> None:
-    preset = presets_for(TASK).get(st.session_state[f"{page}:preset"])
-    if preset is not None:
-        widgets._set_all(page, preset_values(preset, _store(page), TABLE))
 
 
 def config_from(values: dict[str, Any]) -> RunConfig:
@@ -203,7 +187,7 @@ def sidebar() -> widgets.Settings:
     ctl = widgets.Controls(PAGE, TASK, DATASETS, TABLE)
     presets = offered_presets()
     with st.sidebar:
-        widgets.preset_select(ctl, presets, _on_preset)
+        widgets.preset_select(ctl, presets, widgets._on_preset, (PAGE, TASK, TABLE))
         ctl.select("mode", "After a change", labels=widgets.MODE_LABELS)
         with st.expander("Data", expanded=True):
             name = ctl.select(
@@ -211,7 +195,8 @@ def sidebar() -> widgets.Settings:
                 "Dataset",
                 DATASETS,
                 labels=DATASET_LABELS,
-                on_change=_on_data,
+                on_change=widgets._on_dataset,
+                args=(PAGE, TABLE),
                 help="Changing the dataset loads its recommended settings.",
             )
             ctl.select(

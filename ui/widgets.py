@@ -72,17 +72,17 @@ def _set_all(page: str, values: Mapping[str, Any]) -> None:
         st.session_state[_wkey(page, key)] = value
 
 
-def _on_dataset(page: str) -> None:
+def _on_dataset(page: str, table: Mapping[str, Param] = PARAMS) -> None:
     store = st.session_state[_store_key(page)]
-    _set_all(page, dataset_values(st.session_state[_wkey(page, "data")], store))
+    _set_all(page, dataset_values(st.session_state[_wkey(page, "data")], store, table))
 
 
-def _on_preset(page: str, task: str) -> None:
+def _on_preset(page: str, task: str, table: Mapping[str, Param] = PARAMS) -> None:
     slug = st.session_state[_wkey(page, "preset")]
     preset = presets_for(task).get(slug)
     if preset is not None:
         store = st.session_state[_store_key(page)]
-        values = preset_values(preset, store)
+        values = preset_values(preset, store, table)
         if store.get("data") in TABULAR_DATASETS.values():  # keep the uploaded data
             values.update(data=store["data"], n=None, noise=None)
         _set_all(page, values)
