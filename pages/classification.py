@@ -34,42 +34,53 @@ widgets.messages(settings)
 config, dataset_fn = upload.prepare(PAGE, "classification", settings.config)
 
 
-def draw(run: live.LiveRun) -> None:
+def figures(run: live.LiveRun, mine) -> dict:
+    """The maps and the ELBO terms as the run stands (computed once for all its viewers)."""
     preds = live.predictions(run)
-    mine = upload.data_of(PAGE, run)
     maps = dict(MAPS)
     if run.dataset.n_classes > 2:  # P(class 1) alone says little about three or more classes
         maps.pop("probability")
+    out = {}
+    for quantity, title in maps.items():
+        fig = classification_grid_figure(run.dataset, preds, quantity, title=title)
+        first = quantity == next(iter(maps))  # one legend for the maps
+        fig.update_layout(
+            height=440 if first else 400,
+            showlegend=first,
+            legend=dict(y=-0.2, yanchor="top"),
+            margin_t=60,
+        )
+        if mine:
+            upload.label_classes(fig, mine)
+        out[quantity] = fig
+    losses = loss_figure(run.trainers["bbb"].history, n_train=run.dataset.n_train)
+    losses.update_layout(height=520, title_text="BBB training: the ELBO terms")
+    out["loss"] = losses
+    return out
+
+
+def draw(run: live.LiveRun) -> None:
+    mine = upload.data_of(PAGE, run)
+    figs = live.cached(run, "figures", lambda: figures(run, mine))
     left, right = st.columns([2, 1])
     with left:
-        if len(maps) < len(MAPS):
+        if "probability" not in figs:
             st.caption(
                 f"{run.dataset.n_classes} classes: the maps show the uncertainty; P(class 1) is "
                 "drawn for two classes only."
             )
-        for quantity, title in maps.items():
-            fig = classification_grid_figure(run.dataset, preds, quantity, title=title)
-            first = quantity == next(iter(maps))  # one legend for the maps
-            fig.update_layout(
-                height=440 if first else 400,
-                showlegend=first,
-                legend=dict(y=-0.2, yanchor="top"),
-                margin_t=60,
-            )
-            if mine:
-                upload.label_classes(fig, mine)
-            st.plotly_chart(fig, key=f"{PAGE}-{quantity}")
+        for quantity in MAPS:
+            if quantity in figs:
+                st.plotly_chart(figs[quantity], key=f"{PAGE}-{quantity}")
     with right:
-        losses = loss_figure(run.trainers["bbb"].history, n_train=run.dataset.n_train)
-        losses.update_layout(height=520, title_text="BBB training: the ELBO terms")
-        st.plotly_chart(losses, key=f"{PAGE}-loss")
+        st.plotly_chart(figs["loss"], key=f"{PAGE}-loss")
         st.caption(
             "The standard network has one set of weights, so its mutual information is zero "
             "everywhere: it cannot tell unfamiliar inputs from familiar ones."
         )
 
     def plotted():
-        frame = exports.classification_frame(run.dataset, preds)
+        frame = exports.classification_frame(run.dataset, live.predictions(run))
         return upload.export_frame(frame, mine) if mine else frame
 
     exports.results(PAGE, run.cfg, run.metrics, plotted)

@@ -63,28 +63,41 @@ def prior_panel(cfg) -> None:
     st.plotly_chart(fig, key=f"{PAGE}-prior")
 
 
-def draw(run: live.LiveRun) -> None:
+def figures(run: live.LiveRun) -> dict:
+    """The run's charts and weight summary as it stands (computed once for all its viewers)."""
     preds, cfg = live.predictions(run), run.cfg
     mle, map_, bbb = (run.trainers[k].model for k in ("standard", "map", "bbb"))
-    st.caption("Now (sums over the training set, in nats): " + priors.loss_now(histories(run)))
     if run.dataset.task == "regression":
         fit = estimates_figure(run.dataset, preds)
     else:
         fit = estimates_map_figure(run.dataset, preds, title="P(class 1) of the three estimates")
-    left, right = st.columns([3, 2])
-    left.plotly_chart(fit, key=f"{PAGE}-fit")
     post = posterior_weights(bbb)
     weights = {"MLE": point_weights(mle), "MAP": point_weights(map_), "BBB means μ": post.mu}
     w_max = max(float(w.abs().max()) for w in weights.values())
     density = prior_density(build_prior(cfg.prior), max(w_max, 1e-3))
     name = f"prior p(w): {FAMILY_NAMES[cfg.prior.family]}"
-    right.plotly_chart(weight_histogram_figure(weights, density, name), key=f"{PAGE}-weights")
     sigma0 = math.log1p(math.exp(cfg.model.rho0))
+    return {
+        "fit": fit,
+        "weights": weight_histogram_figure(weights, density, name),
+        "sigma": sigma_histogram_figure(post.sigma, sigma0),
+        "snr": snr_scatter_figure(post.mu, post.sigma),
+        "summary": summary_rows(summarise(weights["MLE"], weights["MAP"], post)),
+    }
+
+
+def draw(run: live.LiveRun) -> None:
+    preds, cfg = live.predictions(run), run.cfg
+    mle, map_, bbb = (run.trainers[k].model for k in ("standard", "map", "bbb"))
+    figs = live.cached(run, "figures", lambda: figures(run))
+    st.caption("Now (sums over the training set, in nats): " + priors.loss_now(histories(run)))
+    left, right = st.columns([3, 2])
+    left.plotly_chart(figs["fit"], key=f"{PAGE}-fit")
+    right.plotly_chart(figs["weights"], key=f"{PAGE}-weights")
     left, right = st.columns(2)
-    left.plotly_chart(sigma_histogram_figure(post.sigma, sigma0), key=f"{PAGE}-sigma")
-    right.plotly_chart(snr_scatter_figure(post.mu, post.sigma), key=f"{PAGE}-snr")
-    summary = summarise(weights["MLE"], weights["MAP"], post)  # the weights read out above
-    st.dataframe(summary_rows(summary), hide_index=True)
+    left.plotly_chart(figs["sigma"], key=f"{PAGE}-sigma")
+    right.plotly_chart(figs["snr"], key=f"{PAGE}-snr")
+    st.dataframe(figs["summary"], hide_index=True)
     if run.metrics is None:
         st.caption("The pruning curves, the metrics and the downloads follow when training ends.")
         return
@@ -113,11 +126,13 @@ def histories(run: live.LiveRun) -> dict:
 
 def pruning(run: live.LiveRun) -> tuple[dict, str]:
     """The finished run's pruning curves and their metric, computed once per run version."""
-    if "pruning" not in run._cache:
+
+    def compute() -> tuple[dict, str]:
         metric = "error" if run.dataset.task == "classification" else "rmse"
         bbb, map_ = run.trainers["bbb"].model, run.trainers["map"].model
-        run._cache["pruning"] = (pruning_curves(bbb, map_, run.dataset, FRACTIONS, metric), metric)
-    return run._cache["pruning"]
+        return pruning_curves(bbb, map_, run.dataset, FRACTIONS, metric), metric
+
+    return live.cached(run, "pruning", compute)
 
 
 if settings.config is not None:

@@ -28,9 +28,9 @@ widgets.messages(settings)
 config, dataset_fn = upload.prepare(PAGE, "regression", settings.config)
 
 
-def draw(run: live.LiveRun) -> None:
+def figures(run: live.LiveRun, mine) -> tuple:
+    """The fit and the ELBO terms as the run stands (computed once for all its viewers)."""
     preds = live.predictions(run)
-    mine = upload.data_of(PAGE, run)
     name = "your data" if mine else run.dataset.name
     fit = regression_figure(run.dataset, preds, title=f"Predictive distribution · {name}")
     fit.update_layout(height=CHART_HEIGHT, legend=dict(y=-0.16, yanchor="top"), margin_t=50)
@@ -39,6 +39,12 @@ def draw(run: live.LiveRun) -> None:
         fit.update_yaxes(title_text=upload.plot_text(mine.target))
     losses = loss_figure(run.trainers["bbb"].history, n_train=run.dataset.n_train)
     losses.update_layout(height=CHART_HEIGHT, title_text="BBB training: the terms of the ELBO")
+    return fit, losses
+
+
+def draw(run: live.LiveRun) -> None:
+    mine = upload.data_of(PAGE, run)
+    fit, losses = live.cached(run, "figures", lambda: figures(run, mine))
     left, right = st.columns([3, 2])
     left.plotly_chart(fit, key=f"{PAGE}-fit")
     right.plotly_chart(losses, key=f"{PAGE}-loss")
@@ -48,7 +54,7 @@ def draw(run: live.LiveRun) -> None:
     )
 
     def plotted():
-        frame = exports.regression_frame(run.dataset, preds)
+        frame = exports.regression_frame(run.dataset, live.predictions(run))
         return upload.export_frame(frame, mine) if mine else frame
 
     exports.results(PAGE, run.cfg, run.metrics, plotted)

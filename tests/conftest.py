@@ -4,6 +4,7 @@ tolerances the caller must state."""
 from __future__ import annotations
 
 import random
+import sys
 
 import numpy as np
 import pytest
@@ -19,6 +20,16 @@ def _seed_everything():
     np.random.seed(SEED)
     random.seed(SEED)
     yield
+
+
+@pytest.fixture(autouse=True)
+def _fresh_shared_runs():
+    """Every test starts with an empty store of shared runs (the app keeps one per process):
+    no test sees the runs another one trained."""
+    yield
+    live = sys.modules.get("ui.live")
+    if live is not None:
+        live.reset_shared()
 
 
 def assert_close(actual, expected, *, rtol: float, atol: float, msg: str | None = None) -> None:

@@ -118,7 +118,7 @@ def test_a_finished_run_shows_pruning_metrics_and_downloads():
     pruning = _chart(at, "pruning")
     assert _names(pruning) == ["BBB by |μ|/σ", "BBB by |μ|", "MAP by |w|"]
     run = at.session_state["live_run"]
-    curves, metric = run._cache["pruning"]
+    curves, metric = run.cache["pruning"]
     bbb = run.trainers["bbb"].model
     unpruned = mean_network_score(bbb, run.dataset.x_test, run.dataset.y_test, metric)
     assert metric == "rmse" and float(curves["BBB by |μ|/σ"][0]) == unpruned

@@ -249,16 +249,9 @@ def test_the_data_size_sweep_runs_a_point_per_frame_and_draws_both_parts():
 
 
 def test_a_link_for_a_run_of_days_says_so_and_waits_for_play():
-    heavy = {
-        "epochs": "20000",
-        "hidden": "1024,1024,1024,1024",
-        "n": "2000",
-        "batch": "8",
-        "train_samples": "16",
-        "show_ensemble": "1",
-        "ensemble": "10",
-    }
-    at = _page(**heavy)
+    from ui.load import HEAVY  # the heaviest valid link, which `python -m ui.load --heavy` plays
+
+    at = _page(**HEAVY)
     run = at.session_state["live_run"]
     assert not run.playing and all(t.epoch == 0 for t in run.trainers.values())
     (warning,) = [w.value for w in at.warning if "would train for about" in w.value]

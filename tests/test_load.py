@@ -32,9 +32,16 @@ def test_peak_memory_sees_a_temporary_allocation():
     assert memory.peak > base + 150
 
 
-def test_links_are_the_default_or_one_seed_per_tab():
-    assert load.page_url("http://h", "regression", "same", 3) == "http://h/regression"
-    assert load.page_url("http://h", "regression", "distinct", 3) == "http://h/regression?seed=3"
+def test_each_wave_opens_seeds_no_earlier_wave_opened():
+    same = [load.page_url("http://h", "regression", "same", i, wave=1) for i in range(4)]
+    assert same == ["http://h/regression?seed=101"] * 4
+    distinct = {load.page_url("http://h", "regression", "distinct", i, wave=w) for w in range(3)
+                for i in range(32)}  # fmt: skip
+    assert len(distinct) == 3 * 32
+    first = load.page_url("http://h", "regression", "same", 0)
+    assert first not in {load.page_url("http://h", "regression", "same", 0, wave=w)
+                         for w in range(1, 5)}  # fmt: skip
+    assert f"seed={load.WARM_SEED}" not in " ".join(distinct)
 
 
 def test_options_take_key_value_pairs():

@@ -161,7 +161,7 @@ def test_divergence_stops_the_run_with_a_message(monkeypatch):
     def explode(self):
         raise TrainingDiverged("the loss became NaN at epoch 1: lower the learning rate")
 
-    monkeypatch.setattr(type(run.trainers["bbb"]), "step_epoch", explode)
+    monkeypatch.setattr(type(run.jobs["bbb"].trainer), "step_epoch", explode)
     live.tick(run)
     assert run.error.startswith("BBB diverged") and "learning rate" in run.error
     assert not run.active and live.status_text(run)[0] == "Stopped"
@@ -180,32 +180,6 @@ def test_a_new_page_starts_a_new_run():
     run = _train(_cfg())
     other = live.update_run(run, "classification", _cfg("moons"), KINDS)
     assert other.page == "classification" and other.trainers["bbb"] is not run.trainers["bbb"]
-
-
-def test_the_slice_follows_the_redraw_time_within_bounds():
-    run = _train(_cfg())
-    assert run.next_slice() == live.SLICE_SECONDS
-    run.draw_seconds = 0.2  # slow redraws: longer slices, so drawing stays a small share
-    assert run.next_slice() == pytest.approx(live.DRAW_SHARE * 0.2)
-    run.draw_seconds = 10.0
-    assert run.next_slice() == live.MAX_SLICE
-
-
-def test_a_frame_that_can_finish_the_run_trains_to_the_end():
-    run = _train(_cfg(epochs=100))
-    assert run.seconds_left() is None  # no epoch trained: no rate to estimate from
-    live.step_run(run, epochs=20)  # 20 of 100 epochs, both models
-    bbb, standard = run.trainers["bbb"], run.trainers["standard"]
-    bbb.seconds, standard.seconds = 0.2, 0.05  # 10 ms and 2.5 ms per epoch so far
-    assert run.seconds_left() == pytest.approx(80 * 0.01 + 80 * 0.0025)
-    run.draw_seconds = 0.01  # quick redraws: the bounded slice would be the least one
-    finishing = live.FINISH_MARGIN * run.seconds_left() + live.CHUNK_SECONDS
-    assert run.next_slice() == pytest.approx(finishing) and finishing > live.SLICE_SECONDS
-    bbb.seconds = 2.0  # 100 ms per epoch: 8 s to go, more than a frame may take
-    assert run.seconds_left() > live.FINISH_WITHIN
-    assert run.next_slice() == live.SLICE_SECONDS
-    live.step_run(run, epochs=80)  # the rest
-    assert run.done and run.seconds_left() == 0.0
 
 
 @pytest.mark.parametrize("kind", ["standard", "dropout", "ensemble"])

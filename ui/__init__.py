@@ -2,8 +2,10 @@
 
 - `params`: the table of every setting and its conversions: widget values <-> `RunConfig` <-> URL.
 - `widgets`: the sidebar controls, bound to session state and the URL, that make a `RunConfig`.
-- `live`: the per-session training run (start, continue, step, pause, reset) and the
-  `st.fragment(run_every=...)` loop that advances it and redraws the charts.
+- `live`: the session's run (start, continue, step, pause, reset) and the
+  `st.fragment(run_every=...)` loop that redraws the charts from it.
+- `runs`: the runs shared by every session (a bounded store) and the worker pool that trains
+  them a slice at a time, in turn (no Streamlit).
 - `presets`: named teaching scenarios, each a `RunConfig` with a one-line story.
 - `exports`: the downloads (config JSON, plotted data and metrics as CSV) and the metrics table.
 - `routing`: makes every page run inside `app.py`'s navigation.

@@ -4,8 +4,9 @@
 
 Starts `streamlit run app.py` on a free port, opens each live page (regression, classification)
 with its default settings in the system's Chromium (Playwright), waits for training to finish,
-then moves the KL weight slider (1 -> 0.5 -> 1 ...) and measures, in the browser's clock, from
-the key press to
+then moves the KL weight slider one step down at a time (1 -> 0.5 -> 0.2 ...: a value no earlier
+move trained, so no move finds its run already trained in the server's store of shared runs)
+and measures, in the browser's clock, from the key press to
 
 - the first updated chart: a figure in the live panel, drawn, whose data differ from every
   figure shown before the key press;
@@ -34,6 +35,8 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+
+from ui.params import KL_WEIGHTS
 
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = "/usr/bin/chromium"
@@ -178,8 +181,9 @@ def measure_page(tab, url: str, page: str, repeats: int, timeout_ms: float) -> l
     tab.wait_for_timeout(1000)
     samples = []
     slider = tab.locator(f".st-key-{page}-kl input[type=range]")
-    for i in range(repeats):
-        key = "ArrowLeft" if i % 2 == 0 else "ArrowRight"
+    weights = [w for w in KL_WEIGHTS if w <= 1.0][::-1]  # 1, 0.5, 0.2, ...
+    for i in range(min(repeats, len(weights) - 1)):
+        key = "ArrowLeft"
         tab.evaluate(SIG_JS)
         tab.evaluate(ARM_JS, page)
         slider.focus()
@@ -190,7 +194,7 @@ def measure_page(tab, url: str, page: str, repeats: int, timeout_ms: float) -> l
         samples.append(
             {
                 "page": page,
-                "change": "KL weight 1 -> 0.5" if key == "ArrowLeft" else "KL weight 0.5 -> 1",
+                "change": f"KL weight {weights[i]:g} -> {weights[i + 1]:g}",
                 "first_chart_s": (t_first - t_key) / 1000,
                 "finished_s": (t_done - t_key) / 1000,
                 "final_view_s": (t_final - t_key) / 1000,
@@ -221,7 +225,7 @@ def _summary(samples: list[dict]) -> list[tuple]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m ui.bench", description=__doc__.split("\n")[0])
-    parser.add_argument("--repeats", type=int, default=3, help="slider moves per page")
+    parser.add_argument("--repeats", type=int, default=3, help="slider moves per page (<= 10)")
     parser.add_argument("--pages", nargs="+", default=list(PAGES), choices=list(PAGES))
     parser.add_argument("--json", type=Path, help="write every sample to this file")
     parser.add_argument("--timeout", type=float, default=90.0, help="seconds per measurement")

@@ -295,24 +295,26 @@ def dataset_or_message(cfg: RunConfig) -> Dataset | None:
 
 def live_scores(run: live.LiveRun) -> dict[str, Any]:
     """Every model's scores on the test set and the chosen OOD set (few samples, at most
-    LIVE_IMAGES images), cached per run version; records the test accuracy in `run.series`."""
+    LIVE_IMAGES images), computed once per run version for all its viewers; records the test
+    accuracy in `run.series`."""
     ds, ood = run.dataset, primary_ood(run.dataset, run.cfg)
-    key = ("images-live", ood)
-    if key not in run._cache:
+
+    def compute() -> dict[str, Any]:
         seed = derive_seed(run.cfg.seed, live.PREDICT_STREAM)
         x, y, x_ood = ds.x_test[:LIVE_IMAGES], ds.y_test[:LIVE_IMAGES], ds.ood[ood][:LIVE_IMAGES]
         scores = {}
         for kind, trainer in run.trainers.items():
-            n = live.samples_for(run, kind)
-            test = predict_images(trainer.model, x, n, seed)
-            other = predict_images(trainer.model, x_ood, n, seed)
+            n, snapshot = live.samples_for(run, kind), trainer.snapshot
+            test = predict_images(snapshot.model, x, n, seed)
+            other = predict_images(snapshot.model, x_ood, n, seed)
             scores[kind] = scores_from_predictives(test, {ood: other})
             points = run.series.setdefault(kind, [])
-            if not points or points[-1][0] != trainer.epoch:
+            if not points or points[-1][0] < snapshot.epoch:
                 accuracy = float((test.prediction == y.cpu()).float().mean())
-                points.append((trainer.epoch, accuracy))
-        run._cache[key] = scores
-    return run._cache[key]
+                points.append((snapshot.epoch, accuracy))
+        return scores
+
+    return live.cached(run, ("images-live", ood), compute)
 
 
 @dataclass
@@ -328,14 +330,16 @@ def finished(run: live.LiveRun) -> Finished | None:
     """The run's `Finished` analysis once every model has trained, else None."""
     if not run.done or run.error is not None:
         return None
-    if "images" not in run._cache:
+
+    def compute() -> Finished:
         models = {kind: t.model for kind, t in run.trainers.items()}
         ds, cfg = run.dataset, run.cfg
         rng = derive_seed(cfg.seed, ANALYSIS_STREAM)
         result = analyse(models, ds, cfg.train.pred_samples, primary_ood(ds, cfg), rng=rng)
         pruning = pruning_curves(models["bbb"], ds, list(PRUNE_FRACTIONS))
-        run._cache["images"] = Finished(result, pruning)
-    return run._cache["images"]
+        return Finished(result, pruning)
+
+    return live.cached(run, "images", compute)
 
 
 def metrics(run: live.LiveRun) -> dict[str, dict[str, float]]:
@@ -359,7 +363,7 @@ def progress_section(run: live.LiveRun, done: Finished | None) -> None:
     else:
         for kind, trainer in run.trainers.items():
             points = run.series.setdefault(kind, [])
-            if not points or points[-1][0] != trainer.epoch:
+            if not points or points[-1][0] < trainer.epoch:
                 points.append((trainer.epoch, done.analysis.metrics[kind]["accuracy"]))
     left, right = st.columns(2)
     accuracy = accuracy_figure(run.series, run.epochs)
@@ -387,8 +391,12 @@ def histogram_section(run: live.LiveRun, done: Finished | None) -> None:
     else:
         scores, names = done.analysis.ood[kind], list(run.dataset.ood)
         default = list(dict.fromkeys([chosen, *(n for n in ("letters", "rotated") if n in names)]))
-        shown = right.multiselect(
-            "OOD sets", names, default, format_func=OOD_LABELS.get, key=f"{PAGE}-hist-sets"
+        shown = right.multiselect(  # a new OOD choice (a preset) starts a new selection
+            "OOD sets",
+            names,
+            default,
+            format_func=OOD_LABELS.get,
+            key=f"{PAGE}-hist-sets-{chosen}",
         )
     figures = score_histograms(scores, shown, kind)
     for col, attr in zip(st.columns(2), SCORE_NAMES, strict=True):
@@ -472,7 +480,7 @@ def _sweeps(run: live.LiveRun, done: Finished, index: int) -> dict[str, Rotation
             for k in ("bbb", "standard")
         }
         while len(done.sweeps) > SWEEPS_KEPT:
-            done.sweeps.pop(next(iter(done.sweeps)))
+            done.sweeps.pop(next(iter(done.sweeps)), None)
     return done.sweeps[index]
 
 

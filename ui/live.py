@@ -1,52 +1,64 @@
-"""The per-session live run: Bayes by Backprop and its baselines training while the charts redraw.
+"""A session's live run: Bayes by Backprop and its baselines training while the charts redraw.
 
-A `LiveRun` holds one `bbb_core.Trainer` per model kind ("bbb", "standard", "dropout",
-"ensemble", "map") on one shared dataset. It lives in `st.session_state` (never in a cache shared by
-sessions); a session keeps at most one run, so at most one model of each kind.
+A `LiveRun` is what one browser session watches: one `ui.runs.Job` per model kind ("bbb",
+"standard", "dropout", "ensemble", "map") on one dataset. The jobs train in the server's worker
+pool (`ui.runs.Pool`), not in the session: the session holds which jobs it watches, and its live
+fragment redraws the charts from their latest snapshots.
 
-- `update_run(previous, page, cfg, kinds, mode)`: after a knob moves, retrain only the models
-  whose training the change affects (`relevant_config`): from scratch, or from the current
-  posterior when `mode == "continue"` (falling back to scratch, with a notice, when the
-  architecture changed). A change of the prediction samples retrains nothing.
-- `tick(run, seconds)`: the step function: advance the unfinished trainers for about `seconds`,
-  catching divergence. `step_run` trains a fixed number of epochs; `reset_run` goes back to
+- Shared runs: a model's training is a value of its relevant settings and seed
+  (`relevant_config`), so the jobs of generated data come from the process-wide store
+  (`ui.runs.Store`): the first session asking for one trains it, every other session watches the
+  same training and gets the same finished result. A warm start ("continue" from the session's
+  posterior) and the session's uploaded data are private jobs, never shared.
+- `update_run(previous, page, cfg, kinds, mode, ...)`: after a knob moves, only the models whose
+  training the change affects get new jobs: from scratch, or from the current posterior when
+  `mode == "continue"` (falling back to scratch, with a notice, when the architecture changed).
+  A change of the prediction samples retrains nothing.
+- The buttons never change what another session sees. Play asks for training. **Pause** stops
+  this tab's training and redraws and keeps its run where it stands: a shared job that other
+  sessions still watch goes on for them while this tab gets an exact copy (`Store.detach`:
+  weights, optimiser and random streams, so played on it ends as the shared run does); one no
+  one else watches simply becomes the tab's own. **Step** does the same, then trains 1/20 of
+  the epochs. **Reset** starts a private run of the same settings at epoch 0, paused. A knob
+  moved afterwards goes back to the shared runs.
+- `tick(run, seconds)` trains the unfinished models in the caller's thread (the step function,
+  also the first frame's); `step_run` trains a fixed number of epochs; `reset_run` goes back to
   epoch 0.
 - `predictions(run, x_name)` and `finish(run)`: the predictive on the plotted inputs (fewer Monte
-  Carlo samples while training, all of them once finished) and the metrics, both cached per run
-  (a page with its own analysis passes `evaluate_run`; `run.series` keeps what a page records
-  frame by frame, such as the test accuracy per epoch).
+  Carlo samples while training, all of them once finished) and the metrics. Predictives are
+  cached on each job's snapshot, and whatever a page computes from a run (`cached(run, key,
+  compute)`: figures, metrics, analyses) per page, config and snapshots, in one cache shared by
+  the sessions (`ui.runs.Views`): many viewers of a run cost one computation.
 - `live_panel(page, cfg, kinds, mode, draw)`: the Play / Pause, Step and Reset buttons and an
-  `st.fragment(run_every=TICK_SECONDS)` that redraws the page's charts (`draw(run)`) from the
-  run as it stands. The timer runs only while training; when the run finishes the fragment asks
-  for one full rerun, which shows the metrics and stops it. A new run estimated to train for
+  `st.fragment(run_every=redraw_seconds(run))` that redraws the page's charts (`draw(run)`) from the
+  run as it stands and tells the store the session still watches. The timer runs only while
+  training; when the run finishes the next frame asks for one full rerun, which shows the
+  metrics and stops it. A paused run keeps a slow heartbeat (`HEARTBEAT_SECONDS`), so the store
+  knows the tab is still open. A run no session has watched for `ui.runs.UNWATCHED_SECONDS`
+  stops and is let go; a tab that comes back starts it again. A new run estimated to train for
   minutes (`bbb_core.cost`) says so and waits, paused, for Play.
 
-How a frame works: the fragment first draws the run as it stands (so the browser gets the
-charts at once and renders them while the server trains), then trains for a slice of about
-DRAW_SHARE times the redraw's duration, cut into CHUNK_SECONDS chunks after each of which the
-progress bar moves; those updates are also where a moved knob interrupts the frame. The first
-frame after a change trains FIRST_SLICE, draws and ends, so the first chart comes quickly. (It
-ends there, inside the full rerun the change caused, rather than training on: in a real
-browser, training on there, with the fragment's timer already firing, was followed in 3 of 21
-test runs by every sidebar widget showing its minimum, for a reason not understood.) A frame
-that can finish the run (the rest estimated at most FINISH_WITHIN) trains to the end: the final
-view then follows at once, instead of after more round trips through the browser, each
-redrawing a run that is nearly finished.
+A frame of a playing run whose models are still at epoch 0 (the first after a change, or after
+Play on a new run) trains them for FIRST_SLICE in the session's own thread, then draws, so the
+first chart shows training at once; the workers train the rest (and all of a large network).
 
 Every trainer draws its initial weights, minibatches and Monte Carlo noise from its own random
 streams (`bbb_core.rng`), and the charts and metrics from streams of their own derived from the
-seed, so a run's result depends only on its config and seed: not on how training was sliced into
-ticks, on the live redraws, or on other sessions training at the same time. No lock is needed:
-nothing here touches PyTorch's global generator.
+seed, so a run's result depends only on its config and seed: not on how training was sliced, on
+the live redraws, or on other sessions training at the same time. No lock is needed around
+training: nothing here touches PyTorch's global generator.
 """
 
 from __future__ import annotations
 
+import atexit
+import itertools
 import logging
 import os
 import sys
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Hashable, Iterator, MutableMapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -65,18 +77,15 @@ from bbb_core.cost import duration, estimate_seconds
 from bbb_core.plots import model_label
 from bbb_core.process import configure_threads
 from bbb_core.rng import derive_seed
+from ui import runs
+from ui.runs import HISTORY_LIMIT, Job, Store, Views
 
 RUN_KEY = "live_run"  # st.session_state key of the session's one LiveRun
-TICK_SECONDS = 0.05  # run_every of the live fragment: the next frame starts when asked for
+TOKEN_KEY = "live_token"  # st.session_state key of the session's watcher number
+REDRAW_SECONDS = 1.0  # run_every of the live fragment while training: one redraw per this
+HEARTBEAT_SECONDS = 3.0  # a paused tab tells the store it is still open this often
 FIRST_SLICE = 0.1  # training before the first chart after a change, so the chart shows it
-SLICE_SECONDS = 0.8  # least training per frame, shared by the unfinished models
-MAX_SLICE = 1.5  # most training per frame, unless the frame can finish the run:
-FINISH_WITHIN = 2.5  # when the rest is estimated to take at most this, one frame trains it all,
-FINISH_MARGIN = 1.5  # taking at most this times the estimate
-DRAW_SHARE = 4.0  # train this many times as long as the frame's redraw took (within the bounds)
-CHUNK_SECONDS = 0.1  # the progress bar moves (and a moved knob can interrupt) this often
 LIVE_SAMPLES = 30  # predictive samples while training (the configured number once finished)
-HISTORY_LIMIT = 2000  # Progress entries kept per trainer
 STEP_FRACTION = 20  # "Step" trains epochs / STEP_FRACTION epochs
 
 PREDICT_STREAM = 2  # the sub-stream of the run's seed the charts' predictive draws from
@@ -84,68 +93,141 @@ LONG_RUN = 120.0  # seconds: a run estimated to train longer says so and waits f
 
 _log = logging.getLogger(__name__)
 APP_THREADS = 1  # intra-op CPU threads of the app's process (see below)
-_DEBUG = bool(os.environ.get("BBB_LIVE_DEBUG"))  # print tick timings to stderr
+_DEBUG = bool(os.environ.get("BBB_LIVE_DEBUG"))  # print frame timings to stderr
 
 # The app owns its process, so it makes the one process-wide setting here, once, at start-up:
 # one intra-op CPU thread per training thread. The toy networks train fastest on one (their
-# operations are too small to split), and the sessions' threads then share the cores.
+# operations are too small to split), and the workers' threads then share the cores.
 configure_threads(APP_THREADS)
+
+_tokens = itertools.count(1)  # watcher numbers, one per session
+VIEWS = Views()  # what the sessions' pages computed from the runs they watch
+_store: Store | None = None
+_store_lock = threading.Lock()
+
+
+def shared_store() -> Store:
+    """The process-wide store of shared runs (and its worker pool), made on first use."""
+    global _store
+    with _store_lock:
+        if _store is None:
+            _store = Store()
+            _store.on_sweep.append(VIEWS.expire)  # figures no one looks at go too
+            atexit.register(_store.close)
+        return _store
+
+
+def reset_shared() -> None:
+    """Close the shared store and forget every view (a fresh start: the tests' isolation)."""
+    global _store
+    with _store_lock:
+        if _store is not None:
+            _store.close()
+            atexit.unregister(_store.close)
+        _store = None
+    VIEWS.clear()
+
+
+class _Series(MutableMapping):
+    """What a page records frame by frame, per model (e.g. test accuracy per epoch), kept on
+    the model's job: a kept model keeps its record, and viewers of a shared job share it."""
+
+    def __init__(self, jobs: dict[str, Job]) -> None:
+        self._jobs = jobs
+
+    def __getitem__(self, kind: str) -> list:
+        job = self._jobs.get(kind)
+        if job is None or job.series is None:
+            raise KeyError(kind)
+        return job.series
+
+    def __setitem__(self, kind: str, value: list) -> None:
+        self._jobs[kind].series = value
+
+    def __delitem__(self, kind: str) -> None:
+        self[kind]  # noqa: B018 - KeyError when absent
+        self._jobs[kind].series = None
+
+    def __iter__(self) -> Iterator[str]:
+        return (kind for kind, job in self._jobs.items() if job.series is not None)
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+    def __repr__(self) -> str:
+        return repr(dict(self))
 
 
 @dataclass
 class LiveRun:
-    """One session's models in training (see the module docstring)."""
+    """One session's view of its models in training (see the module docstring)."""
 
     page: str  # the page that owns the run
     cfg: RunConfig  # the settings (model.kind is ignored: see `kind_config`)
     kinds: tuple[str, ...]  # the models, "bbb" first
     dataset: Dataset
-    trainers: dict[str, Trainer]
-    playing: bool = True
-    error: str | None = None  # what went wrong and what to change (training stopped)
+    jobs: dict[str, Job]  # the models' trainings, shared or private
+    token: int = field(default_factory=lambda: next(_tokens))  # the session, as a watcher
+    store: Store | None = field(default=None, repr=False)  # where shared jobs come from
+    share: bool = False  # whether this run's jobs may be shared (generated data)
+    playing: bool = True  # this session asks for training (and redraws)
     notices: tuple[str, ...] = ()  # short messages about the last change
-    version: int = 0  # bumped whenever a model changes (invalidates cached predictions)
-    ticks: int = 0
+    ticks: int = 0  # frames drawn
     started: float = field(default_factory=time.perf_counter)
     finished_after: float | None = None  # wall seconds from start to the last model done
-    metrics: dict[str, dict[str, float]] | None = None
+    watched_training: bool = False  # whether this session saw the run unfinished
     draw_seconds: float = 0.0  # how long the last redraw took
-    # what a page records frame by frame (e.g. test accuracy per epoch): kept while training
-    series: dict[Any, Any] = field(default_factory=dict, repr=False)
-    _cache: dict[Any, Any] = field(default_factory=dict, repr=False)
+
+    @property
+    def trainers(self) -> dict[str, Job]:
+        """The models' jobs by kind: each reads like its trainer (`model`, `history`, `epoch`,
+        `cfg`, `seconds`, `device`, `done`), from its latest snapshot."""
+        return self.jobs
+
+    @property
+    def series(self) -> _Series:
+        return _Series(self.jobs)
 
     @property
     def done(self) -> bool:
-        return all(t.done for t in self.trainers.values())
+        return all(job.done for job in self.jobs.values())
+
+    @property
+    def error(self) -> str | None:
+        """What went wrong and what to change (training stopped), or None."""
+        return next((job.error for job in self.jobs.values() if job.error), None)
+
+    @property
+    def dropped(self) -> bool:
+        """Whether a job stopped because no session watched it (the run must start again)."""
+        return any(job.dropped for job in self.jobs.values())
 
     @property
     def active(self) -> bool:
         """Whether the live fragment should keep ticking."""
         return self.playing and self.error is None and not self.done
 
-    def seconds_left(self) -> float | None:
-        """Estimated training seconds to the end: each unfinished model's epochs to go times its
-        seconds per epoch so far (None while one of them has not trained an epoch yet)."""
-        left = 0.0
-        for t in self.trainers.values():
-            if t.done:
-                continue
-            if t.epoch == 0:
-                return None
-            left += (t.cfg.train.epochs - t.epoch) * t.seconds / t.epoch
-        return left
+    @property
+    def version(self) -> tuple[int, ...]:
+        """The jobs' snapshot numbers: changes whenever a model changes."""
+        return tuple(job.snapshot.serial for job in self.jobs.values())
 
-    def next_slice(self) -> float:
-        """Training seconds for the next frame: DRAW_SHARE times the last redraw, so drawing
-        takes about 1 / (1 + DRAW_SHARE) of the time, within [SLICE_SECONDS, MAX_SLICE]; or, when
-        the rest of the run is estimated to take at most FINISH_WITHIN, long enough to finish it:
-        each redraw costs a round trip through the browser, and one that shows a nearly finished
-        run only delays the finished one."""
-        slice_ = min(MAX_SLICE, max(SLICE_SECONDS, DRAW_SHARE * self.draw_seconds))
-        left = self.seconds_left()
-        if left is not None and left <= FINISH_WITHIN:
-            return max(slice_, FINISH_MARGIN * left + CHUNK_SECONDS)
-        return slice_
+    @property
+    def view(self) -> Hashable:
+        """What this run's pictures depend on besides the snapshots: the page, the settings and
+        which jobs (viewers of the same jobs under the same settings share their caches)."""
+        return (self.page, self.cfg, self.kinds, tuple(id(job) for job in self.jobs.values()))
+
+    @property
+    def cache(self) -> dict[Any, Any]:
+        """The values cached for this run as it stands (shared with its other viewers); prefer
+        `cached(run, key, compute)`, which computes each value once."""
+        return VIEWS.entry(self.view, self.version)[0]
+
+    @property
+    def metrics(self) -> dict[str, dict[str, float]] | None:
+        """Every model's metrics once `finish` computed them, else None."""
+        return self.cache.get("metrics")
 
     @property
     def epochs(self) -> int:
@@ -153,8 +235,25 @@ class LiveRun:
 
     def progress(self) -> float:
         """Share of all epochs trained, over all models."""
-        total = sum(t.cfg.train.epochs for t in self.trainers.values())
-        return sum(min(t.epoch, t.cfg.train.epochs) for t in self.trainers.values()) / total
+        total = sum(job.epochs for job in self.jobs.values())
+        return sum(min(job.epoch, job.epochs) for job in self.jobs.values()) / total
+
+    def watch(self) -> None:
+        """Tell the store this session looks at its jobs now (and queue them if playing)."""
+        if self.store is not None:
+            self.store.watch(self.jobs.values(), self.token, self.playing and self.error is None)
+
+    def leave(self, keep: tuple[Job, ...] = ()) -> None:
+        """Stop watching every job but `keep` (the session moved on)."""
+        for job in self.jobs.values():
+            if job not in keep:
+                job.unwatch(self.token)
+
+
+def cached(run: LiveRun, key: Hashable, compute: Callable[[], Any]) -> Any:
+    """`compute()` for `key` of `run` as it stands, computed once for every viewer of the same
+    runs under the same settings (a figure, the metrics, an analysis)."""
+    return VIEWS.cached(run.view, run.version, key, compute)
 
 
 def kind_config(cfg: RunConfig, kind: str) -> RunConfig:
@@ -217,6 +316,15 @@ def _new_trainer(cfg: RunConfig, kind: str, dataset: Dataset, init_from=None) ->
     )
 
 
+def run_key(cfg: RunConfig, kind: str) -> str:
+    """The store's key of model `kind` under `cfg`: its relevant settings and seed."""
+    return relevant_config(cfg, kind).to_json()
+
+
+def _private(store: Store | None, trainer: Trainer) -> Job:
+    return store.private(trainer) if store is not None else Job(trainer)
+
+
 def _same_data(a: RunConfig, b: RunConfig) -> bool:
     """Whether `a` and `b` train on the same data (the images' chosen OOD set only picks the set
     the metrics score: every set is in the dataset)."""
@@ -230,102 +338,138 @@ def update_run(
     kinds: tuple[str, ...],
     mode: str = "scratch",
     dataset_fn: Callable[[RunConfig], Dataset] | None = None,
+    store: Store | None = None,
+    share: bool = True,
 ) -> LiveRun:
     """The run for these settings: `previous` itself when nothing changed, else a new run that
     keeps the models the change does not affect and (re)trains the others (see the module
-    docstring). Raises ValueError for settings `Trainer` rejects."""
+    docstring). With a `store` and `share`, models trained from scratch are the store's shared
+    jobs; without, every job is private. Raises ValueError for settings `Trainer` rejects."""
     if previous is not None and previous.page != page:
+        previous.leave()
+        previous = None
+    if previous is not None and previous.dropped:
+        previous.leave()
         previous = None
     if previous is not None and previous.cfg == cfg and previous.kinds == kinds:
         return previous
     make = dataset_fn or (lambda c: make_dataset(c.data, c.seed))
     same_data = previous is not None and _same_data(previous.cfg, cfg)
     dataset = previous.dataset if same_data else make(cfg)
-    trainers: dict[str, Trainer] = {}
-    series: dict[Any, Any] = {}  # what the page recorded of the models that are kept
+    shared = store is not None and share
+    jobs: dict[str, Job] = {}
     notices: list[str] = []
     for kind in kinds:
-        old = previous.trainers.get(kind) if previous is not None else None
+        old = previous.jobs.get(kind) if previous is not None else None
         if (
             old is not None
             and same_data
-            and previous.error is None
+            and old.error is None
             and relevant_config(old.cfg, kind) == relevant_config(cfg, kind)
         ):
-            trainers[kind] = old
-            if kind in previous.series:
-                series[kind] = previous.series[kind]
+            jobs[kind] = old
             continue
-        warm = old is not None and mode == "continue" and previous.error is None
-        try:
-            trainers[kind] = _new_trainer(cfg, kind, dataset, old.model if warm else None)
-        except ValueError:
-            if not warm:
-                raise
-            trainers[kind] = _new_trainer(cfg, kind, dataset)
-            notices.append(
-                f"{model_label(kind)}: the architecture changed, so it started from scratch."
+        warm = (
+            old is not None
+            and mode == "continue"
+            and previous.error is None
+            and old.model is not None
+        )
+        if warm:
+            try:
+                jobs[kind] = _private(store, _new_trainer(cfg, kind, dataset, old.model))
+                continue
+            except ValueError:
+                notices.append(
+                    f"{model_label(kind)}: the architecture changed, so it started from scratch."
+                )
+        if shared:
+            jobs[kind] = store.get(
+                run_key(cfg, kind), lambda kind=kind: _new_trainer(cfg, kind, dataset)
             )
-    run = LiveRun(page, cfg, tuple(kinds), dataset, trainers, notices=tuple(notices))
-    run.series.update(series)
-    return run
+        else:
+            jobs[kind] = _private(store, _new_trainer(cfg, kind, dataset))
+    token = previous.token if previous is not None else next(_tokens)
+    if previous is not None:
+        previous.leave(keep=tuple(jobs.values()))
+    return LiveRun(
+        page, cfg, tuple(kinds), dataset, jobs, token, store, shared, notices=tuple(notices)
+    )
 
 
 def reset_run(run: LiveRun) -> LiveRun:
-    """The same settings back at epoch 0 (fresh weights from the seed), paused."""
-    fresh = update_run(None, run.page, run.cfg, run.kinds, dataset_fn=lambda _: run.dataset)
-    fresh.playing = False
+    """The same settings back at epoch 0 (fresh weights from the seed), paused: a private run,
+    so no other session's run goes back."""
+    jobs = {
+        kind: _private(run.store, _new_trainer(run.cfg, kind, run.dataset)) for kind in run.kinds
+    }
+    run.leave()
+    fresh = LiveRun(
+        run.page, run.cfg, run.kinds, run.dataset, jobs, run.token, run.store, False, False
+    )
+    fresh.watch()
     return fresh
+
+
+def detach(run: LiveRun) -> None:
+    """Make every unfinished job of `run` the session's own (see `ui.runs.Store.detach`)."""
+    if run.store is None:
+        return
+    for kind, job in list(run.jobs.items()):
+        run.jobs[kind] = run.store.detach(job, run.token)
+
+
+def pause(run: LiveRun) -> None:
+    """Stop asking for training and keep the run where it stands (see the module docstring)."""
+    run.playing = False
+    run.watch()
+    detach(run)
+    run.watch()
+    for job in run.jobs.values():
+        job.settle()  # a slice in progress ends before the tab reads its run
+
+
+def play(run: LiveRun) -> None:
+    run.playing = True
+    run.watch()
 
 
 # --- the step function --------------------------------------------------------------------------
 
 
-def _advance(run: LiveRun, kind: str, seconds: float, max_epochs: int | None = None) -> int:
-    """Advance trainer `kind`; a divergence stops the run with a message. Returns epochs done."""
-    trainer = run.trainers[kind]
-    try:
-        return len(trainer.advance(seconds, max_epochs=max_epochs))
-    except TrainingDiverged as err:
-        run.error = f"{model_label(kind)} diverged: {err}."
-        run.playing = False
-        return 0
-
-
 def _after_training(run: LiveRun, epochs: int) -> int:
-    if epochs:
-        run.version += 1
-        run._cache.clear()
-        run.metrics = None
     if run.done and run.finished_after is None:
         run.finished_after = time.perf_counter() - run.started
     return epochs
 
 
-def tick(run: LiveRun, seconds: float = SLICE_SECONDS) -> int:
-    """Advance every unfinished model for about `seconds` in all (an equal share each).
+def tick(run: LiveRun, seconds: float = runs.SLICE_SECONDS) -> int:
+    """Advance every unfinished model for about `seconds` in all (an equal share each), in the
+    caller's thread.
 
     Returns the number of epochs trained, summed over the models. Does nothing to a finished
     run or one that has stopped with an error.
     """
-    pending = [kind for kind, t in run.trainers.items() if not t.done]
+    pending = [job for job in run.jobs.values() if not job.done]
+    run.watched_training = run.watched_training or bool(pending)
     epochs = 0
-    for kind in pending:
+    for job in pending:
         if run.error is not None:
             break
-        epochs += _advance(run, kind, seconds / len(pending))
+        epochs += job.train(seconds / len(pending))
     run.ticks += 1
     return _after_training(run, epochs)
 
 
 def step_run(run: LiveRun, epochs: int | None = None) -> int:
-    """Train every unfinished model `epochs` more epochs (default: 1/20 of the run), pause."""
+    """Train every unfinished model `epochs` more epochs (default: 1/20 of the run), pause (a
+    shared model becomes the session's own first: see `pause`)."""
     epochs = epochs or max(1, run.epochs // STEP_FRACTION)
-    run.playing = False
+    pause(run)
     done = 0
-    for kind, trainer in run.trainers.items():
-        if run.error is None and not trainer.done:
-            done += _advance(run, kind, float("inf"), max_epochs=epochs)
+    for job in run.jobs.values():
+        if run.error is None and not job.done:
+            done += job.train(float("inf"), max_epochs=epochs)
     return _after_training(run, done)
 
 
@@ -341,44 +485,56 @@ def samples_for(run: LiveRun, kind: str) -> int:
     return wanted if run.done else min(wanted, LIVE_SAMPLES)
 
 
+def _predictive(run: LiveRun, kind: str, x_name: str) -> Any:
+    """`kind`'s predictive at `run.dataset.<x_name>`, cached on its snapshot (shared by every
+    viewer of the job asking for the same inputs and samples)."""
+    snapshot = run.jobs[kind].snapshot
+    samples, seed = samples_for(run, kind), derive_seed(run.cfg.seed, PREDICT_STREAM)
+    x = getattr(run.dataset, x_name)
+
+    def compute():
+        return predictive(snapshot.model, x.to(snapshot.device), samples, rng=seed)
+
+    return snapshot.cached(("pred", x_name, id(x), samples, seed), compute)
+
+
 def predictions(run: LiveRun, x_name: str = "x_grid") -> dict[str, Any]:
     """Each model's predictive at `run.dataset.<x_name>`, cached until the models change."""
-    key = ("pred", x_name)
-    if key not in run._cache:
-        x = getattr(run.dataset, x_name)
-        seed = derive_seed(run.cfg.seed, PREDICT_STREAM)
-        run._cache[key] = {
-            kind: predictive(trainer.model, x.to(trainer.device), samples_for(run, kind), rng=seed)
-            for kind, trainer in run.trainers.items()
-        }
-    return run._cache[key]
+    return cached(
+        run, ("pred", x_name), lambda: {kind: _predictive(run, kind, x_name) for kind in run.jobs}
+    )
 
 
 def finish(
     run: LiveRun, evaluate_run: Callable[[LiveRun], dict] | None = None
 ) -> dict[str, dict[str, float]]:
-    """Every model's metrics, computed once per finished run: by `bbb_core.evaluate`, or by
-    `evaluate_run(run)` for a page that computes them with its own analysis."""
-    if run.metrics is None and evaluate_run is not None:
-        run.metrics = evaluate_run(run)
-    if run.metrics is None:  # each model's draws from streams derived from the seed
-        run.metrics = {
-            kind: evaluate(t.model, run.dataset, kind_config(run.cfg, kind))
-            for kind, t in run.trainers.items()
+    """Every model's metrics, computed once per finished run (for all its viewers): by
+    `bbb_core.evaluate`, or by `evaluate_run(run)` for a page that computes them with its own
+    analysis."""
+
+    def compute() -> dict[str, dict[str, float]]:
+        if evaluate_run is not None:
+            return evaluate_run(run)
+        return {  # each model's draws from streams derived from the seed
+            kind: evaluate(job.model, run.dataset, kind_config(run.cfg, kind))
+            for kind, job in run.jobs.items()
         }
-    return run.metrics
+
+    return cached(run, "metrics", compute)
 
 
 def status_text(run: LiveRun) -> tuple[str, str]:
     """Where training stands: a state ("Training", "Paused", "Finished", "Stopped") and details."""
-    epochs = " · ".join(
-        f"{model_label(k)} {t.epoch}/{t.cfg.train.epochs}" for k, t in run.trainers.items()
-    )
+    epochs = " · ".join(f"{model_label(k)} {j.epoch}/{j.epochs}" for k, j in run.jobs.items())
     if run.error:
         return "Stopped", epochs
     if run.done:
-        times = ", ".join(f"{model_label(k)} {t.seconds:.1f} s" for k, t in run.trainers.items())
-        return "Finished", f"{run.epochs} epochs in {run.finished_after or 0.0:.1f} s ({times})"
+        times = ", ".join(f"{model_label(k)} {j.seconds:.1f} s" for k, j in run.jobs.items())
+        if run.watched_training:
+            wall = f"in {run.finished_after or 0.0:.1f} s"
+        else:  # finished before this session asked for it
+            wall = "trained before on this server"
+        return "Finished", f"{run.epochs} epochs {wall} ({times})"
     return ("Training" if run.playing else "Paused"), f"epoch {epochs}"
 
 
@@ -400,6 +556,12 @@ def current_run(page: str) -> LiveRun | None:
     return run if run is not None and run.page == page else None
 
 
+def _token() -> int:
+    if TOKEN_KEY not in st.session_state:
+        st.session_state[TOKEN_KEY] = next(_tokens)
+    return st.session_state[TOKEN_KEY]
+
+
 def sync_run(
     page: str,
     cfg: RunConfig,
@@ -408,20 +570,34 @@ def sync_run(
     dataset_fn: Callable[[RunConfig], Dataset] | None = None,
 ) -> LiveRun:
     """The session's run for these settings (see `update_run`), stored in session state. The
-    dataset comes from `dataset_fn` (the session's own uploaded data) or else from the generated
-    sets shared read-only by all sessions (`cached_dataset`)."""
+    dataset comes from `dataset_fn` (the session's own uploaded data: private jobs) or else from
+    the generated sets shared read-only by all sessions (`cached_dataset`), and the models
+    trained from scratch on them from the shared store."""
     make = dataset_fn or cached_dataset
-    run = update_run(st.session_state.get(RUN_KEY), page, cfg, kinds, mode, make)
+    store, share = shared_store(), dataset_fn is None
+    run = update_run(st.session_state.get(RUN_KEY), page, cfg, kinds, mode, make, store, share)
+    run.token = _token()  # one watcher number per session, whatever run it shows
     st.session_state[RUN_KEY] = run
     return run
 
 
+def _revive(run: LiveRun) -> LiveRun:
+    """A run some of whose models stopped while no session watched them, started again."""
+    fresh = update_run(
+        run, run.page, run.cfg, run.kinds, "scratch", lambda _: run.dataset, run.store, run.share
+    )
+    fresh.notices = ("No one watched this run for a while, so it stopped; it started again.",)
+    fresh.token, fresh.playing = run.token, run.playing
+    st.session_state[RUN_KEY] = fresh
+    return fresh
+
+
 def _play() -> None:
-    st.session_state[RUN_KEY].playing = True
+    play(st.session_state[RUN_KEY])
 
 
 def _pause() -> None:
-    st.session_state[RUN_KEY].playing = False
+    pause(st.session_state[RUN_KEY])
 
 
 def _step() -> None:
@@ -437,7 +613,13 @@ def buttons(run: LiveRun) -> None:
     cols = st.columns([1, 1, 1, 5], vertical_alignment="center")
     stopped = run.done or run.error is not None
     if run.active:
-        cols[0].button("Pause", icon=":material/pause:", on_click=_pause, width="stretch")
+        cols[0].button(
+            "Pause",
+            icon=":material/pause:",
+            on_click=_pause,
+            help="Stop here (others watching the same run carry on).",
+            width="stretch",
+        )
     else:
         cols[0].button(
             "Play", icon=":material/play_arrow:", on_click=_play, disabled=stopped, width="stretch"
@@ -454,7 +636,7 @@ def buttons(run: LiveRun) -> None:
         "Reset",
         icon=":material/restart_alt:",
         on_click=_reset,
-        help="Back to epoch 0 (same seed), paused.",
+        help="Back to epoch 0 (same seed), paused: a run of your own.",
         width="stretch",
     )
 
@@ -475,23 +657,20 @@ def _body(
     run = current_run(page)
     if run is None:
         return
+    if run.dropped:
+        run = _revive(run)
+    run.watch()
     if timed and not run.active:  # finished or stopped since the timer started: a full rerun
         st.rerun()  # shows the result and drops the timer
     with st.container(key=f"{page}-live"):
         _frame(run, page, draw, evaluate_run)
 
 
-def _debug(run: LiveRun, frame_start: float, kind: str) -> None:
-    """With BBB_LIVE_DEBUG set: the frame's start and end (seconds since the run started), its
-    redraw's duration and BBB's progress, on stderr."""
-    if _DEBUG:
-        bbb = run.trainers.get("bbb")
-        print(
-            f"[live] {kind:5} {frame_start - run.started:7.3f} -> "
-            f"{time.perf_counter() - run.started:7.3f} s: draw {run.draw_seconds:.3f} s, "
-            f"BBB epoch {bbb.epoch if bbb else '-'}, trained {bbb.seconds if bbb else 0:.2f} s",
-            file=sys.stderr,
-        )
+def _keep_alive(page: str) -> None:
+    """A paused tab's heartbeat: the store keeps its run while the tab is open."""
+    run = current_run(page)
+    if run is not None:
+        run.watch()
 
 
 def _frame(
@@ -500,18 +679,21 @@ def _frame(
     draw: Callable[[LiveRun], None],
     evaluate_run: Callable[[LiveRun], dict] | None = None,
 ) -> None:
-    """One frame: draw the run as it stands, then train a slice (see the module docstring)."""
-    first = run.active and run.ticks == 0
+    """One frame: while playing, train FIRST_SLICE of the models still at epoch 0 (so the first
+    chart shows training); then draw the run as it stands (see the module docstring)."""
     frame_start = time.perf_counter()
-    if first:
-        tick(run, FIRST_SLICE)
+    fresh = [job for job in run.jobs.values() if job.epoch == 0 and not (job.done or job.large)]
+    if run.active and fresh:
+        for job in fresh:
+            job.train(FIRST_SLICE / len(fresh), only_if=lambda job=job: job.epoch == 0)
+    if not run.done:
+        run.watched_training = True
+    _after_training(run, 0)
     if run.done and run.error is None:
         finish(run, evaluate_run)
     start = time.perf_counter()
     with st.container(key=f"{page}-status"):  # CSS class st-key-<page>-status (for tests)
         status = st.empty()
-    if run.active:
-        _status(run, status)
     if run.error:
         st.error(run.error, icon=":material/error:")
     try:
@@ -520,27 +702,32 @@ def _frame(
         _log.exception("drawing the %s run failed", page)
         st.error("Could not draw this run. Try Reset or other settings.")
     run.draw_seconds = time.perf_counter() - start
-    if not run.active:  # "Finished" (or "Paused") once the charts are on their way
-        _status(run, status)
-    if first or not run.active:
-        _debug(run, frame_start, "first" if first else "final")
-        return
-    deadline = time.perf_counter() + run.next_slice()
-    while run.active and time.perf_counter() < deadline:
-        tick(run, min(CHUNK_SECONDS, max(0.0, deadline - time.perf_counter())))
-        if run.active or run.error:
-            _status(run, status)
-        else:  # "Finished" waits for the final view: the charts still show the last frame
-            status.progress(1.0, text="**Finishing** · the final charts and the metrics")
-    _debug(run, frame_start, "live")
-    if not run.active:  # finished or stopped: one full rerun shows the result, drops the timer
-        st.rerun()
+    _status(run, status)  # "Finished" once the charts are on their way
+    run.ticks += 1
+    if _DEBUG:
+        bbb = run.jobs.get("bbb")
+        print(
+            f"[live] {frame_start - run.started:7.3f} -> "
+            f"{time.perf_counter() - run.started:7.3f} s: draw {run.draw_seconds:.3f} s, "
+            f"BBB epoch {bbb.epoch if bbb else '-'}",
+            file=sys.stderr,
+        )
+
+
+def redraw_seconds(run: LiveRun) -> float:
+    """The live fragment's period: REDRAW_SECONDS, longer while the workers have more jobs than
+    lanes (each run then trains more slowly, and redraws between its snapshots cost the server
+    without showing anything new)."""
+    if run.store is None:
+        return REDRAW_SECONDS
+    pool = run.store.pool
+    return REDRAW_SECONDS * max(1.0, pool.pending() / pool.workers)
 
 
 def _long_run_notice(run: LiveRun) -> bool:
     """Say how long a run estimated at over LONG_RUN seconds would train; True when it is that
     long (a GPU's runs are not estimated)."""
-    if run.done or any(t.device.type != "cpu" for t in run.trainers.values()):
+    if run.done or any(job.device.type != "cpu" for job in run.jobs.values()):
         return False
     seconds = estimate_seconds(run.cfg, run.kinds, run.dataset)
     if seconds <= LONG_RUN:
@@ -578,23 +765,29 @@ def live_panel(
         try:
             run = sync_run(page, cfg, kinds, mode, dataset_fn)
             if _long_run_notice(run) and run is not previous and run.ticks == 0:
-                run.playing = any(t.epoch for t in run.trainers.values())
+                run.playing = any(job.epoch for job in run.jobs.values())
         except (TrainingDiverged, ValueError) as err:  # bbb_core's own, plain-text messages
             _log.info("settings rejected on the %s page: %s", page, err)
             st.error(f"These settings cannot train: {err}.", icon=":material/error:")
             return None
     if run is None:
         return None
+    if run.dropped:
+        run = _revive(run)
+    run.watch()
     if _DEBUG:
         print(f"[live] panel {time.perf_counter() - run.started:7.3f}", file=sys.stderr)
     for notice in run.notices:  # as long as this run is shown (a knob starts a new one)
         st.info(notice, icon=":material/info:")
     buttons(run)
-    # The charts redraw several times a second: do not fade them out as "stale" meanwhile.
+    # The charts redraw while training: do not fade them out as "stale" meanwhile.
     st.html(
         f"<style>.st-key-{page}-live [data-stale='true'] "
         "{opacity: 1 !important; transition: none !important;}</style>"
     )
     timed = run.active
-    st.fragment(_body, run_every=TICK_SECONDS if timed else None)(page, draw, timed, evaluate_run)
+    every = redraw_seconds(run) if timed else None
+    st.fragment(_body, run_every=every)(page, draw, timed, evaluate_run)
+    if not timed and run.error is None and not run.done:  # paused: the tab is still open
+        st.fragment(_keep_alive, run_every=HEARTBEAT_SECONDS)(page)
     return run

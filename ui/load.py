@@ -1,21 +1,29 @@
 """The app under load: N real browser sessions opening a live page at once.
 
     python -m ui.load [--sessions 1 4 8] [--link same|distinct] [--page regression]
-                      [--set runner.postScriptGC=false] [--settle 60] [--json load.json]
+                      [--heavy] [--set runner.postScriptGC=false] [--settle 60] [--json load.json]
 
 Starts `streamlit run app.py` (with the project's `.streamlit/config.toml`, plus any `--set`
-options) on a free port, then for each wave of N sessions opens N browser contexts of the
-system's Chromium (one per visitor: separate cookies, so separate Streamlit sessions), points
-them all at the page at once, and waits for every tab's status line to say "Finished" (the app
-writes it with the final view). The link is the page's default for every tab (`same`: the
-class opening the lecturer's link) or a different seed per tab (`distinct`).
+options) on a free port, opens the page once in a first tab and closes it (imports and first
+use: the server's idle level is measured after that), then for each wave of N sessions opens N
+browser contexts of the system's Chromium (one per visitor: separate cookies, so separate
+Streamlit sessions), points them all at the page at once, and waits for every tab's status line
+to say "Finished" (the app writes it with the final view). The link is the page's default with
+one seed for every tab (`same`: the class opening the lecturer's link) or a different seed per
+tab (`distinct`). Every wave opens seeds no earlier wave opened, so no wave finds its runs
+already trained in the server's store of shared runs.
+
+With `--heavy`, each wave also opens, first, a tab on the heaviest link the regression page
+accepts (the widest network, the most points, samples, epochs and the ensemble: days of
+training), presses Play there, and keeps it training while the wave's tabs open: how much one
+visitor's huge run slows everyone else's.
 
 Per wave it reports each tab's time from the wave's start to its final view (median and max),
 the server process's CPU seconds during the wave (user + system, from /proc), its peak resident
 memory, the exceptions shown in any tab, and, after every tab of the wave has closed and
-`--settle` seconds have passed, the server's memory again against its idle level before the
-first wave. Linux only (it reads /proc). Other processes on the machine slow the numbers down:
-the load average is printed with them.
+`--settle` seconds have passed, the server's memory again against its idle level. Linux only (it
+reads /proc). Other processes on the machine slow the numbers down: the load average is printed
+with them.
 """
 
 from __future__ import annotations
@@ -101,9 +109,38 @@ HEADER = (
 )
 
 
-def page_url(url: str, page: str, link: str, index: int) -> str:
-    """The link tab `index` opens: the page's default (`same`), or seed = index (`distinct`)."""
-    return f"{url}/{page}" + (f"?seed={index}" if link == "distinct" else "")
+WAVE_SEEDS = 100  # wave w's tabs open seeds from 1 + WAVE_SEEDS * w on (at most 32 tabs)
+WARM_SEED = 99_999  # the first tab's seed (no wave opens it)
+HEAVY = {  # the heaviest valid link of the regression page: estimated at days, waits for Play
+    "epochs": "20000",
+    "hidden": "1024,1024,1024,1024",
+    "n": "2000",
+    "batch": "8",
+    "train_samples": "16",
+    "show_ensemble": "1",
+    "ensemble": "10",
+}
+
+
+def page_url(url: str, page: str, link: str, index: int, wave: int = 0) -> str:
+    """The link tab `index` of wave `wave` opens: the page's defaults with one seed for the
+    wave (`same`) or one seed per tab (`distinct`), never a seed an earlier wave opened."""
+    seed = 1 + WAVE_SEEDS * wave + (index if link == "distinct" else 0)
+    return f"{url}/{page}?seed={seed}"
+
+
+def heavy_url(url: str, page: str) -> str:
+    return f"{url}/{page}?" + "&".join(f"{k}={v}" for k, v in HEAVY.items())
+
+
+def open_heavy(browser, url: str, page: str):
+    """A tab on the heavy link, playing (its context is returned, to close it)."""
+    ctx = browser.new_context(viewport=VIEWPORT)
+    tab = ctx.new_page()
+    tab.goto(heavy_url(url, page))
+    tab.get_by_role("button", name="Play").click(timeout=120_000)
+    tab.locator(status_selector(page)).filter(has_text="Training").wait_for(timeout=120_000)
+    return ctx
 
 
 def run_wave(
@@ -115,16 +152,20 @@ def run_wave(
     pid: int,
     timeout_s: float,
     settle_s: float,
+    number: int = 0,
+    heavy: bool = False,
 ) -> Wave:
-    """Open `sessions` tabs at once, wait for their final views, close them, let it settle."""
-    wave = Wave(sessions, link)
-    contexts = [browser.new_context(viewport=VIEWPORT) for _ in range(sessions)]
-    tabs = [ctx.new_page() for ctx in contexts]
+    """Open `sessions` tabs at once (after a heavy one, with `heavy`), wait for their final
+    views, close them, let it settle."""
+    wave = Wave(sessions, link + ("+heavy" if heavy else ""))
+    contexts = [open_heavy(browser, url, page)] if heavy else []
+    contexts += [browser.new_context(viewport=VIEWPORT) for _ in range(sessions)]
+    tabs = [ctx.new_page() for ctx in contexts[len(contexts) - sessions :]]
     cpu0 = cpu_seconds(pid)
     with PeakMemory(pid) as memory:
         start = time.perf_counter()
         for i, tab in enumerate(tabs):  # navigations proceed in parallel in the browser
-            tab.goto(page_url(url, page, link, i), wait_until="commit")
+            tab.goto(page_url(url, page, link, i, number), wait_until="commit")
         pending = set(range(sessions))
         deadline = start + timeout_s
         while pending and time.perf_counter() < deadline:
@@ -134,7 +175,7 @@ def run_wave(
                     pending.discard(i)
             time.sleep(0.05)
         wave.unfinished = len(pending)
-        wave.exceptions = sum(tab.locator(EXCEPTION).count() for tab in tabs)
+        wave.exceptions = sum(c.pages[0].locator(EXCEPTION).count() for c in contexts)
         wave.server_cpu_s = cpu_seconds(pid) - cpu0
         wave.peak_rss_mb = memory.peak
     for ctx in contexts:
@@ -142,6 +183,14 @@ def run_wave(
     time.sleep(settle_s)
     wave.rss_after_close_mb = rss_mb(pid)
     return wave
+
+
+def _cpu_model() -> str:
+    """The CPU's model name (/proc/cpuinfo), as lscpu prints it."""
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return "unknown CPU"
 
 
 def _options(pairs: list[str]) -> dict[str, str]:
@@ -159,6 +208,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sessions", type=int, nargs="+", default=[1, 4, 8])
     parser.add_argument("--link", choices=("same", "distinct"), default="same")
     parser.add_argument("--page", choices=("regression", "classification"), default="regression")
+    parser.add_argument(
+        "--heavy", action="store_true", help="a tab training the heaviest link during each wave"
+    )
     parser.add_argument(
         "--set",
         action="append",
@@ -184,27 +236,42 @@ def main(argv: list[str] | None = None) -> int:
         pid = server["pid"]
         with sync_playwright() as p:
             browser = launch_browser(p)
-            warm = browser.new_page()
-            warm.goto(url)  # imports and the first session, outside the waves
-            warm.get_by_role("heading", name="BBB Explorer").wait_for(timeout=60_000)
+            warm = browser.new_page(viewport=VIEWPORT)
+            warm.goto(f"{url}/{args.page}?seed={WARM_SEED}")  # imports, first use: not a wave
+            warm.wait_for_function(FINISHED_JS, arg=status_selector(args.page), timeout=120_000)
             warm.close()
-            time.sleep(2)
+            time.sleep(5)
             idle_mb = rss_mb(pid)
             waves = [
-                run_wave(browser, url, args.page, n, args.link, pid, args.timeout, args.settle)
-                for n in args.sessions
+                run_wave(
+                    browser,
+                    url,
+                    args.page,
+                    n,
+                    args.link,
+                    pid,
+                    args.timeout,
+                    args.settle,
+                    number,
+                    args.heavy,
+                )
+                for number, n in enumerate(args.sessions)
             ]
             browser.close()
     load_after = os.getloadavg()
-    print(f"CPU cores {os.cpu_count()}; load average before {load_before[0]:.1f}, after "
-          f"{load_after[0]:.1f}; server options {options or 'as configured'}; page {args.page}; "
-          f"idle server memory {idle_mb:.0f} MiB")  # fmt: skip
+    options_text = options or "as configured"
+    print(f"{_cpu_model()}, {os.cpu_count()} cores; load average before "
+          f"{load_before[0]:.1f}, after {load_after[0]:.1f}; server options {options_text}; "
+          f"page {args.page}; idle server memory {idle_mb:.0f} MiB")  # fmt: skip
     print(HEADER)
     for wave in waves:
         print(wave.summary())
     if args.json:
         record = {
+            "cpu_model": _cpu_model(),
             "cpu_count": os.cpu_count(),
+            "date": time.strftime("%Y-%m-%d"),
+            "heavy": args.heavy,
             "load_before": load_before,
             "load_after": load_after,
             "options": options,
