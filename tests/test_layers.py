@@ -227,7 +227,7 @@ def test_gaussian_kl_is_the_closed_form_sum_over_parameters(kind, bias, prior_si
     for g, w in zip(got, want, strict=True):
         assert_close(g, w, rtol=1e-10, atol=1e-12)
     assert_close(layer.kl(), kl, rtol=0, atol=0)  # deterministic
-    with torch.no_grad():  # the formula without the graph node (training logs it every epoch)
+    with torch.no_grad():  # the same formula without a graph
         assert_close(layer.kl(), expected, rtol=1e-12, atol=0)
 
 

@@ -60,7 +60,7 @@ def params(model: torch.nn.Module) -> list[torch.Tensor]:
 
 # --- no process-wide state -----------------------------------------------------------------------
 
-# large enough for the fused CPU kernels and the Box-Muller sampler (>= 4,096 weights a layer)
+# large enough for the fused CPU kernels (>= 4,096 weights)
 _WIDE = {"hidden": (80, 80)}
 
 
@@ -424,7 +424,7 @@ needs_compiler = pytest.mark.skipif(
 @pytest.mark.parametrize(("estimator", "prior"), [("reparam", "gaussian"), ("local", "mixture")])
 def test_compiled_objective_computes_what_the_eager_one_does(monkeypatch, estimator, prior):
     """With the compiler told to draw its random numbers as eager PyTorch does, the traced
-    layers (plain operations) give the eager `_Posterior` path's loss, NLL, KL and gradients."""
+    plain operations give the eager path's loss, NLL, KL and gradients."""
     monkeypatch.setattr(torch._inductor.config, "fallback_random", True)
     cfg = with_model(tiny(batch_size=16), estimator=estimator, rho0=-2.0)
     cfg = replace(cfg, prior=replace(cfg.prior, family=prior))
