@@ -35,7 +35,6 @@ from .models import build_model
 from .process import SMALL_MODEL  # parameters: below this, "auto" keeps a model on the CPU
 from .rng import Streams, use
 
-_RECOMPILE_LIMIT = 256  # compiled variants of the step objective per process (see step_objective)
 
 
 class TrainingDiverged(RuntimeError):
@@ -111,7 +110,8 @@ def step_objective(
     the sampling, softplus and KL of every layer, forwards and backwards, become a few fused
     kernels, and "reduce-overhead" replays them as CUDA graphs. pi_i may be a float or a 0-dim
     tensor either way: a compiled objective takes a float through a reused tensor, so a new value
-    does not compile anew.
+    does not compile anew. A program that compiles many models (the bench) raises the
+    compiler's recompile limit first (`process.allow_recompiles`).
     """
 
     def objective(xb: Tensor, yb: Tensor, share: float | Tensor) -> tuple[Tensor, ...]:
@@ -132,11 +132,6 @@ def step_objective(
 
     if compile == "off":
         return objective
-    # dynamo's cache is per code object: every model (and batch shape) compiled in one process,
-    # as the bench does, takes one entry; past the limit it would fall back to eager silently
-    dynamo = torch._dynamo.config
-    name = "recompile_limit" if hasattr(dynamo, "recompile_limit") else "cache_size_limit"
-    setattr(dynamo, name, max(getattr(dynamo, name), _RECOMPILE_LIMIT))
     compiled = torch.compile(objective, mode=compile, dynamic=False)
     share_buffer: Tensor | None = None
 
