@@ -348,7 +348,7 @@ class BayesianLinear(_BayesianModule):
         if n == 1:  # 2-D products (fresh outputs, not views); the bias joins the mean's
             x = input.reshape(-1, self.in_features)
             mean = F.linear(x, weight_mu, None if bias is None else bias.view(-1))
-            signs = random_signs((x.shape[0], self.in_features + self.out_features), x)
+            signs = draw.signs(x.shape[0], self.in_features + self.out_features, x)
             s_in, s_out = signs.split((self.in_features, self.out_features), dim=-1)
             out = torch.addcmul(mean, F.linear(x * s_in, delta_w.view(self.weight_shape)), s_out)
             return out.view(*input.shape[:-1], self.out_features)

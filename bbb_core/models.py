@@ -148,6 +148,12 @@ class Network(nn.Module):
         self.prior = prior  # "map": the prior p(w) of every weight and bias of `body`
         layers = bayesian_layers(body)
         self.posterior = Posterior.joined([layer.posterior for layer in layers]) if layers else None
+        # flipout's random signs per example, over the dense layers: one draw for all of them
+        self._sign_width = sum(
+            layer.in_features + layer.out_features
+            for layer in layers
+            if isinstance(layer, BayesianLinear) and layer.estimator == "flipout"
+        )
         segment = 0
         for layer in layers:
             layer.attach(self.posterior, segment)
@@ -164,7 +170,11 @@ class Network(nn.Module):
 
     def draw(self, samples: int = 1) -> Draw | None:
         """A fresh draw of `samples` samples from the posterior, for one pass (None without)."""
-        return None if self.posterior is None else self.posterior.draw(samples)
+        if self.posterior is None:
+            return None
+        draw = self.posterior.draw(samples)
+        draw.sign_width = self._sign_width
+        return draw
 
     def forward(self, x: Tensor, samples: int = 1, draw: Draw | None = None) -> Tensor:
         """Raw outputs (S, B, out); `draw` (of S samples) is the pass's draw from the
