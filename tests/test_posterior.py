@@ -219,3 +219,19 @@ def test_a_layer_in_a_network_reads_the_networks_posterior():
     state = model.state_dict()
     assert {"posterior.mu", "posterior.rho"} <= set(state)
     assert isinstance(first, BayesianLinear)
+
+
+def test_flipout_signs_come_from_one_draw_per_pass(monkeypatch):
+    draw = _posterior(dtype=torch.float32).draw()
+    draw.sign_width = 7
+    calls = []
+    real = posterior.random_signs
+    monkeypatch.setattr(posterior, "random_signs", lambda *a: calls.append(a[0]) or real(*a))
+    like = torch.empty(1)
+    a, b = draw.signs(50, 3, like), draw.signs(50, 4, like)
+    assert calls == [(50, 7)] and a.shape == (50, 3) and b.shape == (50, 4)
+    assert not torch.equal(a, b[:, :3])  # different columns of the draw
+    draw.signs(20, 2, like)  # other rows: a draw of its own
+    draw.signs(50, 3, like)  # the pool was spent: a new one
+    assert calls == [(50, 7), (20, 7), (50, 7)]
+    assert set(torch.cat([a.flatten(), b.flatten()]).unique().tolist()) == {-1.0, 1.0}
