@@ -260,21 +260,27 @@ class _BayesianModule(nn.Module):
 
 def _local(
     input: Tensor, weight_mu: Tensor, bias_mu: Tensor | None, weight_var: Tensor,
-    bias_var: Tensor | None,
+    bias_var: Tensor | None, draw: Draw | None = None,
 ) -> Tensor:  # fmt: skip
     """The local reparameterisation: pre-activations sampled from their Gaussian, mean
-    x mu^T + b_mu and variance x^2 (sigma^2)^T + sigma_b^2. When every sample sees the same
-    (expanded) input, the mean and the std are computed once."""
+    x mu^T + b_mu and variance x^2 (sigma^2)^T + sigma_b^2, with their noise from the pass's
+    `draw` (else a draw of their own). When every sample sees the same (expanded) input, the
+    mean and the std are computed once."""
     x = input[:1] if input.dim() == 3 and _is_expanded(input) else input
     rows = x.reshape(-1, x.shape[-1])  # 2-D: `F.linear` then returns a fresh tensor, not a view
     mean = F.linear(rows, weight_mu, bias_mu)
     std = F.linear(rows * rows, weight_var, bias_var).add_(_VAR_EPS).sqrt_()
-    shape = (*x.shape[:-1], mean.shape[-1])
-    mean, std = mean.view(shape), std.view(shape)
-    if x is not input:
-        mean = mean.expand(input.shape[0], -1, -1)
-        std = std.expand(input.shape[0], -1, -1)
-    return torch.addcmul(mean, std, standard_normal(mean.shape, mean))
+    shape = (*input.shape[:-1], mean.shape[-1])
+    n_rows = math.prod(shape[:-1])
+    if draw is not None:
+        noise = draw.normals(n_rows, shape[-1], mean)
+    else:
+        noise = standard_normal((n_rows, shape[-1]), mean)
+    if x is input:
+        return torch.addcmul(mean, std, noise).view(shape)
+    mean = mean.view(1, *shape[1:]).expand(shape)
+    std = std.view(1, *shape[1:]).expand(shape)
+    return torch.addcmul(mean, std, noise.view(shape))
 
 
 class BayesianLinear(_BayesianModule):
@@ -335,7 +341,7 @@ class BayesianLinear(_BayesianModule):
         if self.estimator == "local":
             weight_var, bias_var = self._pieces(draw, "var", n)
             weight_mu, bias_mu = self._pieces(draw, "mu", n)
-            return _local(input, weight_mu, bias_mu, weight_var, bias_var)
+            return _local(input, weight_mu, bias_mu, weight_var, bias_var, draw)
         if draw.samples != n:
             raise ValueError(f"a draw of {draw.samples} samples for an input of {n}")
         if self.estimator == "reparam":

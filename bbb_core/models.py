@@ -148,12 +148,13 @@ class Network(nn.Module):
         self.prior = prior  # "map": the prior p(w) of every weight and bias of `body`
         layers = bayesian_layers(body)
         self.posterior = Posterior.joined([layer.posterior for layer in layers]) if layers else None
-        # flipout's random signs per example, over the dense layers: one draw for all of them
-        self._sign_width = sum(
-            layer.in_features + layer.out_features
-            for layer in layers
-            if isinstance(layer, BayesianLinear) and layer.estimator == "flipout"
-        )
+        # per example, flipout's random signs and the local trick's noises of the dense layers:
+        # one draw of each per pass for all of them (`Draw.signs`, `Draw.normals`)
+        dense = [layer for layer in layers if isinstance(layer, BayesianLinear)]
+        self._draw_widths = {
+            "signs": sum(m.in_features + m.out_features for m in dense if m.estimator == "flipout"),
+            "normals": sum(m.out_features for m in dense if m.estimator == "local"),
+        }
         segment = 0
         for layer in layers:
             layer.attach(self.posterior, segment)
@@ -173,7 +174,7 @@ class Network(nn.Module):
         if self.posterior is None:
             return None
         draw = self.posterior.draw(samples)
-        draw.sign_width = self._sign_width
+        draw.widths = dict(self._draw_widths)
         return draw
 
     def forward(self, x: Tensor, samples: int = 1, draw: Draw | None = None) -> Tensor:

@@ -184,9 +184,9 @@ class Draw:
         self.mu = posterior.mu if whole else posterior.mu[start:end]
         self.rho = posterior.rho if whole else posterior.rho[start:end]
         self.kl: Tensor | None = None  # the KL, where the fused kernels computed it
-        self.sign_width = 0  # flipout signs per row the pass will ask for (a hint, `signs`)
-        self._signs: Tensor | None = None
-        self._signs_used = 0
+        # per row, the flipout signs and pre-activation noises the pass's layers will ask for
+        self.widths = {"signs": 0, "normals": 0}
+        self._pools: dict[str, tuple[Tensor, int]] = {}
         self._sigma: Tensor | None = None
         self._eps: Tensor | None = None
         self._flat: dict[str, Tensor] = {}
@@ -237,15 +237,22 @@ class Draw:
         return out if kind == "var" else out.unsqueeze(0)
 
     def signs(self, rows: int, width: int, like: Tensor) -> Tensor:
-        """(rows, width) independent random signs for one layer's flipout, cut from one draw of
-        (rows, sign_width) per pass where the network said how many its layers will ask for:
-        one random draw per pass instead of one per layer."""
-        pool = self._signs
-        if pool is None or pool.shape[0] != rows or self._signs_used + width > pool.shape[1]:
-            pool = self._signs = random_signs((rows, max(width, self.sign_width)), like)
-            self._signs_used = 0
-        self._signs_used += width
-        return pool[:, self._signs_used - width : self._signs_used]
+        """(rows, width) independent random signs, for one layer's flipout (see `_cut`)."""
+        return self._cut("signs", rows, width, like)
+
+    def normals(self, rows: int, width: int, like: Tensor) -> Tensor:
+        """(rows, width) standard normals, for one layer's local reparameterisation."""
+        return self._cut("normals", rows, width, like)
+
+    def _cut(self, name: str, rows: int, width: int, like: Tensor) -> Tensor:
+        """Columns of one random draw of (rows, widths[name]) per pass, where the network said
+        how many its layers will ask for: one draw per pass instead of one per layer."""
+        pool, used = self._pools.get(name, (None, 0))
+        if pool is None or pool.shape[0] != rows or used + width > pool.shape[1]:
+            make = random_signs if name == "signs" else standard_normal
+            pool, used = make((rows, max(width, self.widths[name])), like), 0
+        self._pools[name] = (pool, used + width)
+        return pool[:, used : used + width]
 
     def piece(self, kind: str, segment: int) -> Tensor:
         """Segment `segment`'s part of `flat(kind)`: (S, n_segment), or (n_segment,) for "var"."""

@@ -223,7 +223,7 @@ def test_a_layer_in_a_network_reads_the_networks_posterior():
 
 def test_flipout_signs_come_from_one_draw_per_pass(monkeypatch):
     draw = _posterior(dtype=torch.float32).draw()
-    draw.sign_width = 7
+    draw.widths["signs"] = 7
     calls = []
     real = posterior.random_signs
     monkeypatch.setattr(posterior, "random_signs", lambda *a: calls.append(a[0]) or real(*a))
@@ -235,3 +235,16 @@ def test_flipout_signs_come_from_one_draw_per_pass(monkeypatch):
     draw.signs(50, 3, like)  # the pool was spent: a new one
     assert calls == [(50, 7), (20, 7), (50, 7)]
     assert set(torch.cat([a.flatten(), b.flatten()]).unique().tolist()) == {-1.0, 1.0}
+
+
+def test_local_noises_come_from_one_draw_per_pass(monkeypatch):
+    data = make_dataset(DataConfig(name="moons", n_train=50), seed=0)
+    with rng.use(rng.Streams(0)):
+        cfg = ModelConfig(kind="bbb", hidden=(16, 8), estimator="local")
+        model = build_model(cfg, PriorConfig(), data)
+    assert model.draw().widths == {"signs": 0, "normals": 16 + 8 + 2}
+    calls = []
+    real = posterior.standard_normal
+    monkeypatch.setattr(posterior, "standard_normal", lambda *a: calls.append(a[0]) or real(*a))
+    out = model(data.x_train)
+    assert calls == [(50, 26)] and out.shape == (1, 50, 2)
