@@ -154,10 +154,11 @@ class Posterior(nn.Module):
             draw = self.draw(1, first, len(self.sizes) if stop is None else stop)
         if draw.kl is not None:
             return draw.kl if torch.is_grad_enabled() else draw.kl.detach()
-        if isinstance(self.prior, GaussianPrior):
-            return self.prior.kl_closed_form(draw.mu, draw.sigma)
-        if draw.fused:  # the kernels have no KL for this prior: the estimate at a plain sample
+        if draw.fused:  # the kernels computed no KL with it: the plain operations do
             draw = Draw(self, 1, draw.first, draw.first + len(draw.sizes), fused=False)
+        exact = self.prior.kl_closed_form(draw.mu, draw.sigma)
+        if exact is not None:
+            return exact
         # log q(w) - log p(w) at w = mu + sigma * eps, with log q(w) = -log sigma - eps^2/2 - ...
         eps, w = draw.eps, draw.flat("sample")
         log_q = -torch.log(draw.sigma).sum() * draw.samples - 0.5 * torch.dot(
