@@ -54,7 +54,7 @@ from .config import (
 from .data.base import Dataset
 from .models import build_model
 from .predict import predictive
-from .process import configure_for, tune_cpu_allocator
+from .process import allow_recompiles, configure_for, tune_cpu_allocator
 from .rng import Streams, use
 from .train import Trainer, resolve_device, step_objective
 
@@ -361,6 +361,8 @@ def run_bench(
         sizes = replace(sizes, batches=tuple(batches), gpu_batches=())
     if dev.type == "cpu":
         tune_cpu_allocator()  # as the command line does for a large model
+    if compile != "off":
+        allow_recompiles()  # every bench model compiles its own step
     if dev.type == "cuda":
         torch.cuda.reset_peak_memory_stats(dev)
     before = torch.get_float32_matmul_precision()

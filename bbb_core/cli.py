@@ -233,7 +233,7 @@ def tabular_run(args: argparse.Namespace):
 
 
 def _train(args: argparse.Namespace) -> int:
-    from .process import configure_for
+    from .process import allow_recompiles, configure_for
     from .train import Trainer
 
     data = None
@@ -249,6 +249,8 @@ def _train(args: argparse.Namespace) -> int:
     _check_writable(args.json)
     trainer = Trainer(cfg, None if data is None else data.dataset)
     configure_for(trainer.model)  # this process trains one model: its threads, its allocator
+    if cfg.train.compile != "off":
+        allow_recompiles()
     every = max(1, cfg.train.epochs // 10)
     for progress in trainer:
         if not args.quiet and (progress.epoch % every == 0 or progress.epoch == 1):

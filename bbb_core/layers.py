@@ -27,15 +27,13 @@ layers notice the zero stride and compute what does not depend on the sample onl
 `layer.deterministic = True` (or the `posterior_mean(model)` context manager) uses the posterior
 mean, a standard network's forward pass.
 
-Speed: a training pass of a float32 CPU layer with at least 4,096 weights goes through
-the fused kernels of `native.py` (noise, sample or variance, and KL in one pass; gradients in
-another). Elsewhere the noise, the sampled weights (or variances) and the closed-form KL of each
-parameter come out of one `sampling._Posterior` graph node with a hand-written backward, sigma
-computed once per step; large CPU noise tensors come from `sampling.standard_normal`, a
-Box-Muller transform that runs on every core. Under `torch.compile` the layers trace plain
-operations for the compiler to fuse (`_posterior_traced`, `_kl_traced`). Inside
-`prediction_sampling` (what `predict.sample_outputs` uses) each layer draws its S samples by the
-cheapest exact route.
+Parameters: mu and rho live in a `Posterior` (`posterior.py`), flat: a layer made on its own
+owns one with its weight and bias segments; a `models.Network` joins its layers' into one and
+`attach`es each layer to its segments. `weight_mu`, `weight_rho`, `bias_mu` and `bias_rho` are
+views. A training pass draws once for the whole network (`Posterior.draw`: one softplus, one
+noise draw, one sample) and hands each layer its pieces (`forward(input, draw)`); the network's
+`kl(draw)` is then that pass's KL. Inside `prediction_sampling` (what `predict.sample_outputs`
+uses) each layer draws its S samples by the cheapest exact route.
 """
 
 from __future__ import annotations
@@ -49,21 +47,12 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.modules.utils import _pair
 
-from . import native
 from .config import ESTIMATORS
-from .native import NativePosterior
-from .priors import GaussianPrior, Prior, ScaleMixturePrior, gaussian_log_prob
+from .posterior import Draw, Posterior, random_signs, standard_normal
+from .priors import Prior
 from .rng import generator
-from .sampling import (
-    _Posterior,
-    _random_signs,
-    _Softplus,
-    kl_normal_sum,
-    standard_normal,
-)
 
 _VAR_EPS = 1e-16  # keeps sqrt(var) differentiable where an input row is all zeros
-_NATIVE_MIN = 1 << 12  # weights of a layer whose training passes use the fused CPU kernels
 
 
 def _is_expanded(x: Tensor) -> bool:
@@ -115,23 +104,6 @@ def _weight_samples_pay(x: Tensor, in_features: int) -> bool:
     return s * in_features * (b + r) < moments + s * b * r
 
 
-def _plain_gaussian(prior: Prior) -> bool:
-    """A `GaussianPrior` whose closed-form KL is the stock one."""
-    return isinstance(prior, GaussianPrior) and (
-        type(prior).kl_closed_form is GaussianPrior.kl_closed_form
-    )
-
-
-def _native_prior(prior: Prior) -> tuple | None:
-    """The prior as `native.NativePosterior` takes it; None where the kernels have no KL for it
-    (the layer's `kl()` then computes it)."""
-    if _plain_gaussian(prior):
-        return ("gaussian", prior.sigma**2)
-    if type(prior) is ScaleMixturePrior:
-        return ("mixture", prior.pi, prior.sigma1, prior.sigma2)
-    return None
-
-
 def init_like_torch(weight: Tensor, bias: Tensor | None) -> None:
     """Initialise `weight` and `bias` in place as `nn.Linear` and `nn.Conv2d` do (Kaiming
     uniform with a = sqrt(5); bias uniform in +-1/sqrt(fan_in)), drawing from the thread's random
@@ -146,19 +118,11 @@ def init_like_torch(weight: Tensor, bias: Tensor | None) -> None:
 
 
 class _BayesianModule(nn.Module):
-    """Shared parameters, initialisation, KL and repr of the variational layers."""
+    """What the variational layers share: their segments of a `Posterior` (their own, or the
+    network's once `attach`ed), the views of mu and rho, initialisation, KL and repr."""
 
-    weight_mu: Tensor
-    weight_rho: Tensor
-    bias_mu: Tensor | None
-    bias_rho: Tensor | None
-    _memo: tuple | None = None  # (`_memo_key()`, sigma of weights, of biases, KL) of a forward
+    posterior: Posterior
     _predicting: str | None = None  # inside `prediction_sampling`: "weights" or "cheapest"
-
-    def __getstate__(self) -> dict:
-        state = dict(super().__getstate__())
-        state.pop("_memo", None)  # a forward pass's scratch: may hold a graph, never copied
-        return state
 
     def _init_bayes(
         self,
@@ -172,28 +136,61 @@ class _BayesianModule(nn.Module):
     ) -> None:
         if estimator not in ESTIMATORS:
             raise ValueError(f"estimator must be one of {', '.join(ESTIMATORS)}; got {estimator!r}")
-        factory = {"device": device, "dtype": dtype}
-        self.prior = prior if prior is not None else GaussianPrior(1.0)
         self.estimator = estimator
         self.rho0 = float(rho0)
         self.deterministic = False
-        self.weight_mu = nn.Parameter(torch.empty(weight_shape, **factory))
-        self.weight_rho = nn.Parameter(torch.empty(weight_shape, **factory))
-        if bias:
-            self.bias_mu = nn.Parameter(torch.empty(weight_shape[0], **factory))
-            self.bias_rho = nn.Parameter(torch.empty(weight_shape[0], **factory))
-        else:
-            self.register_parameter("bias_mu", None)
-            self.register_parameter("bias_rho", None)
+        self.weight_shape = torch.Size(weight_shape)
+        sizes = [self.weight_shape.numel()] + ([weight_shape[0]] if bias else [])
+        self.posterior = Posterior(sizes, prior, rho0, device, dtype)
+        self.n_segments = len(sizes)
+        self.segment = 0  # the weight's segment in `posterior`; the bias's is the next
         self.reset_parameters()
+
+    @property
+    def prior(self) -> Prior:
+        return self.posterior.prior
+
+    @property
+    def has_bias(self) -> bool:
+        return self.n_segments == 2
+
+    def attach(self, posterior: Posterior, segment: int) -> None:
+        """Read mu and rho from segments `segment` (weight) and `segment + 1` (bias) of
+        `posterior`, a network's, which owns them from now on (values copied by the caller,
+        `Posterior.joined`)."""
+        del self.posterior  # the layer's own: no longer a parameter of the model
+        self.__dict__["posterior"] = posterior  # not a submodule: its owner registers it
+        self.segment = segment
 
     def reset_parameters(self) -> None:
         """mu as `nn.Linear` / `nn.Conv2d` initialise their weights (drawn from the thread's
         random streams, `rng`); rho = rho0 everywhere."""
         init_like_torch(self.weight_mu, self.bias_mu)
-        nn.init.constant_(self.weight_rho, self.rho0)
-        if self.bias_rho is not None:
-            nn.init.constant_(self.bias_rho, self.rho0)
+        with torch.no_grad():
+            for i in range(self.n_segments):
+                self.posterior.segment("rho", self.segment + i).fill_(self.rho0)
+
+    def _view(self, name: str, bias: bool) -> Tensor | None:
+        if bias and not self.has_bias:
+            return None
+        flat = self.posterior.segment(name, self.segment + bias)
+        return flat if bias else flat.view(self.weight_shape)
+
+    @property
+    def weight_mu(self) -> Tensor:
+        return self._view("mu", False)
+
+    @property
+    def weight_rho(self) -> Tensor:
+        return self._view("rho", False)
+
+    @property
+    def bias_mu(self) -> Tensor | None:
+        return self._view("mu", True)
+
+    @property
+    def bias_rho(self) -> Tensor | None:
+        return self._view("rho", True)
 
     @property
     def weight_sigma(self) -> Tensor:
@@ -203,169 +200,54 @@ class _BayesianModule(nn.Module):
     def bias_sigma(self) -> Tensor | None:
         return None if self.bias_rho is None else F.softplus(self.bias_rho)
 
+    def grads(self) -> dict[str, Tensor | None]:
+        """The gradients of weight_mu, weight_rho, bias_mu and bias_rho after a backward pass
+        (views of the posterior's; None where no gradient reached it or there is no bias)."""
+        out = {}
+        for name in ("weight_mu", "weight_rho", "bias_mu", "bias_rho"):
+            part, which = name.split("_")
+            flat = getattr(self.posterior, which).grad
+            if flat is None or (part == "bias" and not self.has_bias):
+                out[name] = None
+                continue
+            index = self.segment + (part == "bias")
+            start, size = self.posterior.offsets[index], self.posterior.sizes[index]
+            piece = flat.narrow(0, start, size)
+            out[name] = piece if part == "bias" else piece.view(self.weight_shape)
+        return out
+
     def _pairs(self) -> Iterator[tuple[Tensor, Tensor]]:
         yield self.weight_mu, self.weight_sigma
-        if self.bias_mu is not None:
+        if self.has_bias:
             yield self.bias_mu, self.bias_sigma
 
-    def kl(self) -> Tensor:
-        """KL[q || p] summed over every weight and bias of the layer (a scalar).
+    def draw(self, samples: int = 1) -> Draw:
+        """A fresh draw from this layer's segments alone (a network draws for all its layers)."""
+        return self.posterior.draw(samples, self.segment, self.segment + self.n_segments)
 
-        Closed form when the prior has one (Gaussian); otherwise a one-sample Monte Carlo
-        estimate log q(w) - log p(w) at a fresh reparameterised sample w = mu + sigma * eps.
-        After a forward pass with gradients on, if mu and rho have not changed since, it is the
-        KL that pass's graph nodes computed: the closed form (see `_posterior`), or, where the
-        fused CPU kernels ran (`_native`), for the scale mixture the estimate at the pass's own
-        weight sample, as in the paper (eq. 2).
-        """
-        if torch.compiler.is_compiling():
-            return self._kl_traced()
-        memo, self._memo = self._memo, None
-        if memo is not None and memo[0] != self._memo_key():
-            memo = None  # mu or rho changed since the forward pass
-        if memo is not None and memo[3] is not None:  # computed by the forward pass's nodes
-            return memo[3] if torch.is_grad_enabled() else memo[3].detach()
-        if not torch.is_grad_enabled():  # no graph to build: the formula, without the node
-            return self._kl_traced()
-        if not _plain_gaussian(self.prior):
-            return self._kl_generic()
-        sp_w, sp_b = memo[1:3] if memo is not None else self._softplus(remember=False)
-        sigma_p = self.prior.sigma
-        total = _Posterior.apply(self.weight_mu, self.weight_rho, sp_w, None, None, sigma_p)
-        if sp_b is not None:
-            total = total + _Posterior.apply(self.bias_mu, self.bias_rho, sp_b, None, None, sigma_p)
-        return total
+    def kl(self, draw: Draw | None = None) -> Tensor:
+        """KL[q || p] summed over every weight and bias of the layer (a scalar): the closed form
+        for a Gaussian prior, else the estimate log q(w) - log p(w) at a sample: that of the pass
+        that used `draw` (one of this layer's own `draw()`s), or a fresh one (`Posterior.kl`)."""
+        return self.posterior.kl(draw, self.segment, self.segment + self.n_segments)
 
-    def _kl_generic(self) -> Tensor:
-        total = self.weight_mu.new_zeros(())
-        for mu, sigma in self._pairs():
-            exact = self.prior.kl_closed_form(mu, sigma)
-            if exact is not None:
-                total = total + exact
-                continue
-            w = mu + sigma * standard_normal(mu.shape, mu)
-            total = total + (gaussian_log_prob(w, mu, sigma) - self.prior.log_prob(w)).sum()
-        return total
-
-    def _kl_traced(self) -> Tensor:
-        """`kl()` in plain autograd operations, for `torch.compile` to trace and fuse (the
-        `_Posterior` node and the memo are eager-mode machinery), and with gradients off."""
-        if not _plain_gaussian(self.prior):
-            return self._kl_generic()
-        total = self.weight_mu.new_zeros(())
-        for mu, sigma in self._pairs():
-            total = total + kl_normal_sum(mu, sigma, self.prior.sigma)
-        return total
-
-    def _memo_key(self) -> tuple[int, ...]:
-        """Version counters and storage of mu and rho: any in-place update (an optimiser step,
-        `load_state_dict`) or a move to another device changes it."""
-        params = (self.weight_mu, self.weight_rho, self.bias_mu, self.bias_rho)
-        return tuple(k for p in params if p is not None for k in (p._version, p.data_ptr()))
-
-    def _softplus(self, remember: bool = True) -> tuple[_Softplus, _Softplus | None]:
-        """sigma = softplus(rho) of the weights and biases, remembered for the next `kl()`.
-
-        Why: a training step needs sigma (and its slope) for the noise and again for the KL;
-        softplus and sigmoid over every weight are among the step's dearest element-wise passes.
-        """
-        weight = _Softplus(self.weight_rho)
-        bias = None if self.bias_rho is None else _Softplus(self.bias_rho)
-        if remember:
-            self._memo = (self._memo_key(), weight, bias, None)
-        return weight, bias
-
-    def _posterior(
-        self, kind: str, eps_w: Tensor | None = None, eps_b: Tensor | None = None
-    ) -> tuple[Tensor, Tensor | None]:
-        """The weights' and biases' `kind` outputs of `_Posterior` ("noise": biases sampled).
-
-        With gradients on and a Gaussian prior the same nodes also compute the KL, which the
-        next `kl()` returns while mu and rho are unchanged: why, see `_Posterior`.
-        """
-        if torch.compiler.is_compiling():
-            return self._posterior_traced(kind, eps_w, eps_b)
-        sp_w, sp_b = self._softplus()
-        fused = torch.is_grad_enabled() and _plain_gaussian(self.prior)
-        sigma_p = self.prior.sigma if fused else None
-        outs = _Posterior.apply(self.weight_mu, self.weight_rho, sp_w, eps_w, kind, sigma_p)
-        weight, kl = outs if fused else (outs, None)
-        bias = None
-        if sp_b is not None:
-            kind_b = "sample" if kind == "noise" else kind
-            outs = _Posterior.apply(self.bias_mu, self.bias_rho, sp_b, eps_b, kind_b, sigma_p)
-            bias = outs[0] if fused else outs
-            kl = kl + outs[1] if fused else None
-        if fused:
-            self._memo = (self._memo[0], sp_w, sp_b, kl)
-        return weight, bias
-
-    def _posterior_traced(
-        self, kind: str, eps_w: Tensor | None, eps_b: Tensor | None
-    ) -> tuple[Tensor, Tensor | None]:
-        """`_posterior` in plain operations, for `torch.compile` (which fuses the softplus, the
-        sample and the KL into a few kernels itself)."""
-        outs = []
-        for mu, sigma, eps, k in (
-            (self.weight_mu, self.weight_sigma, eps_w, kind),
-            (self.bias_mu, self.bias_sigma, eps_b, "sample" if kind == "noise" else kind),
-        ):
-            if mu is None:
-                outs.append(None)
-            elif k == "sample":
-                outs.append(mu + sigma * eps)
-            elif k == "noise":
-                outs.append(sigma * eps)
-            else:
-                outs.append(sigma.square())
-        return outs[0], outs[1]
-
-    def _sampled(self, kind: str, n: int, like: Tensor) -> tuple[Tensor, Tensor | None]:
-        """The weights' and biases' `kind` outputs for n samples, fresh noise drawn: shapes
-        (n, *weight) and (n, out) ("sample", "noise"; biases sampled) or the parameters' own
-        ("var"). A training pass of a large float32 CPU layer goes through the fused kernels of
-        `native.py`; everything else through `_Posterior`."""
-        if n == 1 and self._native_pays(like):
-            return self._native(kind)
-        if kind == "var":
-            return self._posterior("var")
-        eps_w, eps_b = self._noise(n, like)
-        return self._posterior(kind, eps_w, eps_b)
-
-    def _native_pays(self, like: Tensor) -> bool:
-        return (
-            like.device.type == "cpu"
-            and self.weight_mu.numel() >= _NATIVE_MIN
-            and torch.is_grad_enabled()
-            and not torch.compiler.is_compiling()
-            and native.usable(*(p for p in self.parameters()))
-        )
-
-    def _native(self, kind: str) -> tuple[Tensor, Tensor | None]:
-        """`_sampled(kind, 1, ...)` through `native.NativePosterior`, which also returns the KL
-        of a Gaussian or scale-mixture prior: remembered for the next `kl()`."""
-        prior = _native_prior(self.prior)
-        key = self._memo_key()
-        weight, kl = NativePosterior.apply(self.weight_mu, self.weight_rho, kind, prior)
-        bias = None
-        if self.bias_mu is not None:
-            kind_b = "sample" if kind == "noise" else kind
-            bias, kl_b = NativePosterior.apply(self.bias_mu, self.bias_rho, kind_b, prior)
-            kl = kl + kl_b
-        if kind != "var":  # one sample: the leading sample dimension of `_sampled`
-            weight = weight.unsqueeze(0)
-            bias = None if bias is None else bias.unsqueeze(0)
-        self._memo = (key, None, None, kl if prior is not None else None)
-        return weight, bias
+    def _pieces(self, draw: Draw, kind: str, n: int) -> tuple[Tensor, Tensor | None]:
+        """The weight's and bias's parts of the draw's `kind` output, shaped (n, *weight) and
+        (n, out) ("sample", "noise"), or as the parameters ("var", "mu")."""
+        weight = draw.piece(kind, self.segment)
+        bias = draw.piece(kind, self.segment + 1) if self.has_bias else None
+        if kind in ("var", "mu"):
+            return weight.view(self.weight_shape), bias
+        return weight.view(n, *self.weight_shape), bias
 
     def _noise(self, n: int, like: Tensor) -> tuple[Tensor, Tensor | None]:
         """Standard normal noise for n weight samples (n, *weight) and biases (n, out), drawn
         in one call."""
-        w_numel = self.weight_mu.numel()
-        n_bias = 0 if self.bias_mu is None else self.bias_mu.numel()
-        flat = standard_normal((n * (w_numel + n_bias),), like)
-        eps_w = flat[: n * w_numel].view(n, *self.weight_mu.shape)
-        eps_b = None if n_bias == 0 else flat[n * w_numel :].view(n, n_bias)
+        w_numel = self.weight_shape.numel()
+        n_bias = self.weight_shape[0] if self.has_bias else 0
+        flat = standard_normal((n, w_numel + n_bias), like)
+        eps_w = flat[:, :w_numel].reshape(n, *self.weight_shape)
+        eps_b = flat[:, w_numel:] if n_bias else None
         return eps_w, eps_b
 
     def signal_to_noise(self) -> Tensor:
@@ -374,6 +256,31 @@ class _BayesianModule(nn.Module):
 
     def _extra(self) -> str:
         return f"estimator={self.estimator}, rho0={self.rho0}, prior={self.prior}"
+
+
+def _local(
+    input: Tensor, weight_mu: Tensor, bias_mu: Tensor | None, weight_var: Tensor,
+    bias_var: Tensor | None, draw: Draw | None = None,
+) -> Tensor:  # fmt: skip
+    """The local reparameterisation: pre-activations sampled from their Gaussian, mean
+    x mu^T + b_mu and variance x^2 (sigma^2)^T + sigma_b^2, with their noise from the pass's
+    `draw` (else a draw of their own). When every sample sees the same (expanded) input, the
+    mean and the std are computed once."""
+    x = input[:1] if input.dim() == 3 and _is_expanded(input) else input
+    rows = x.reshape(-1, x.shape[-1])  # 2-D: `F.linear` then returns a fresh tensor, not a view
+    mean = F.linear(rows, weight_mu, bias_mu)
+    std = F.linear(rows * rows, weight_var, bias_var).add_(_VAR_EPS).sqrt_()
+    shape = (*input.shape[:-1], mean.shape[-1])
+    n_rows = math.prod(shape[:-1])
+    if draw is not None:
+        noise = draw.normals(n_rows, shape[-1], mean)
+    else:
+        noise = standard_normal((n_rows, shape[-1]), mean)
+    if x is input:
+        return torch.addcmul(mean, std, noise).view(shape)
+    mean = mean.view(1, *shape[1:]).expand(shape)
+    std = std.view(1, *shape[1:]).expand(shape)
+    return torch.addcmul(mean, std, noise.view(shape))
 
 
 class BayesianLinear(_BayesianModule):
@@ -417,7 +324,10 @@ class BayesianLinear(_BayesianModule):
         self.out_features = out_features
         self._init_bayes((out_features, in_features), bias, prior, estimator, rho0, device, dtype)
 
-    def forward(self, input: Tensor) -> Tensor:
+    def forward(self, input: Tensor, draw: Draw | None = None) -> Tensor:
+        """input (B, in) or (S, B, in) -> (B, out) or (S, B, out). `draw`: the pass's draw from
+        the network's posterior (`Network.forward` makes one for all its layers); by default
+        the layer draws from its own segments."""
         if self.deterministic:
             if input.dim() == 3 and _is_expanded(input):
                 out = F.linear(input[:1], self.weight_mu, self.bias_mu)
@@ -425,38 +335,42 @@ class BayesianLinear(_BayesianModule):
             return F.linear(input, self.weight_mu, self.bias_mu)
         if self._predicting and input.dim() == 3 and not torch.is_grad_enabled():
             return self._forward_predict(input)
+        n = input.shape[0] if input.dim() == 3 else 1
+        if draw is None:
+            draw = self.draw(n)
         if self.estimator == "local":
-            return self._forward_local(input)
-        sampled = input.dim() == 3
-        n = input.shape[0] if sampled else 1
+            weight_var, bias_var = self._pieces(draw, "var", n)
+            weight_mu, bias_mu = self._pieces(draw, "mu", n)
+            return _local(input, weight_mu, bias_mu, weight_var, bias_var, draw)
+        if draw.samples != n:
+            raise ValueError(f"a draw of {draw.samples} samples for an input of {n}")
         if self.estimator == "reparam":
-            weight, bias = self._sampled("sample", n, input)  # (n, out, in), (n, out)
+            weight, bias = self._pieces(draw, "sample", n)  # (n, out, in), (n, out)
             return _linear_samples(input, weight, bias)
-        # flipout
-        delta_w, bias = self._sampled("noise", n, input)  # (n, out, in), (n, out)
-        if n == 1:  # the bias joins the mean's matrix product
-            mean = F.linear(input, self.weight_mu, None if bias is None else bias.view(-1))
-        elif _is_expanded(input):
-            mean = F.linear(input[:1], self.weight_mu).expand(n, -1, -1)
+        # flipout: one perturbation sigma * eps, its sign flipped per example and unit
+        delta_w, noise_b = self._pieces(draw, "noise", n)  # (n, out, in), (n, out)
+        weight_mu, bias_mu = self._pieces(draw, "mu", n)
+        bias = None if noise_b is None else noise_b + bias_mu  # biases sampled: (n, out)
+        if n == 1:  # 2-D products (fresh outputs, not views); the bias joins the mean's
+            x = input.reshape(-1, self.in_features)
+            mean = F.linear(x, weight_mu, None if bias is None else bias.view(-1))
+            signs = draw.signs(x.shape[0], self.in_features + self.out_features, x)
+            s_in, s_out = signs.split((self.in_features, self.out_features), dim=-1)
+            out = torch.addcmul(mean, F.linear(x * s_in, delta_w.view(self.weight_shape)), s_out)
+            return out.view(*input.shape[:-1], self.out_features)
+        if _is_expanded(input):
+            mean = F.linear(input[:1], weight_mu).expand(n, -1, -1)
         else:
-            mean = F.linear(input, self.weight_mu)
-        s_in = _random_signs(input.shape, input)
-        s_out = _random_signs((*input.shape[:-1], self.out_features), input)
-        out = _linear_samples(input * s_in, delta_w, None).mul_(s_out).add_(mean)
-        if bias is not None and n > 1:
-            out = out + bias.unsqueeze(1)
-        return out
+            mean = F.linear(input, weight_mu)
+        signs = random_signs((*input.shape[:-1], self.in_features + self.out_features), input)
+        s_in, s_out = signs.split((self.in_features, self.out_features), dim=-1)
+        out = torch.addcmul(mean, _linear_samples(input * s_in, delta_w, None), s_out)
+        return out if bias is None else out + bias.unsqueeze(1)
 
     def _forward_local(self, input: Tensor) -> Tensor:
-        """Pre-activations sampled from their Gaussian: mean x mu^T, variance x^2 (sigma^2)^T."""
-        var_w, var_b = self._sampled("var", 1, input)
-        x = input[:1] if input.dim() == 3 and _is_expanded(input) else input
-        mean = F.linear(x, self.weight_mu, self.bias_mu)
-        std = F.linear(x * x, var_w, var_b).add_(_VAR_EPS).sqrt_()
-        if x is not input:  # every sample sees the same input: share mean and std
-            mean = mean.expand(input.shape[0], -1, -1)
-            std = std.expand(input.shape[0], -1, -1)
-        return torch.addcmul(mean, std, standard_normal(mean.shape, mean))
+        """Pre-activations sampled from their Gaussian (prediction, gradients off)."""
+        var_b = None if self.bias_rho is None else F.softplus(self.bias_rho).square()
+        return _local(input, self.weight_mu, self.bias_mu, self.weight_sigma.square(), var_b)
 
     def _forward_predict(self, input: Tensor) -> Tensor:
         """(S, B, in) -> (S, B, out) for the predictive: exact posterior samples, cheapest route.
@@ -475,14 +389,14 @@ class BayesianLinear(_BayesianModule):
     def _forward_weight_samples(self, input: Tensor) -> Tensor:
         """S weight samples w_s = mu + sigma * eps_s, a few at a time to bound memory."""
         s, b = input.shape[:2]
-        sp_w, sp_b = self._softplus()
+        sigma_w, sigma_b = self.weight_sigma, self.bias_sigma
         out = input.new_empty(s, b, self.out_features)
         step = _samples_per_chunk(input, self.weight_mu.numel())
         for s0 in range(0, s, step):
             k = min(step, s - s0)
             eps_w, eps_b = self._noise(k, input)
-            weight = torch.addcmul(self.weight_mu, sp_w.sigma, eps_w)  # (k, out, in)
-            bias = None if eps_b is None else torch.addcmul(self.bias_mu, sp_b.sigma, eps_b)
+            weight = torch.addcmul(self.weight_mu, sigma_w, eps_w)  # (k, out, in)
+            bias = None if eps_b is None else torch.addcmul(self.bias_mu, sigma_b, eps_b)
             if k == 1:  # straight into `out`, no copy (a CPU takes one sample at a time)
                 if bias is None:
                     torch.mm(input[s0], weight[0].T, out=out[s0])
@@ -551,47 +465,38 @@ class BayesianConv2d(_BayesianModule):
     def _conv(self, x: Tensor, weight: Tensor, bias: Tensor | None = None, groups: int = 1):
         return F.conv2d(x, weight, bias, self.stride, self.padding, 1, groups)
 
-    def forward(self, input: Tensor) -> Tensor:
-        if input.dim() == 5:
-            return self._forward_sampled(input)
-        if self.deterministic:
-            return self._conv(input, self.weight_mu, self.bias_mu)
-        kind = "sample" if self.estimator == "reparam" else "noise"
-        weight, bias = self._sampled(kind, 1, input)  # (1, *weight), (1, out)
-        weight = weight.view(self.weight_mu.shape)
-        bias = None if bias is None else bias.view(-1)
-        if self.estimator == "reparam":
-            return self._conv(input, weight, bias)
-        delta_w = weight
-        s_in = _random_signs((input.shape[0], self.in_channels, 1, 1), input)
-        out = self._conv(input, self.weight_mu)
-        s_out = _random_signs((input.shape[0], self.out_channels, 1, 1), input)
-        out = out + self._conv(input * s_in, delta_w) * s_out
-        return out if bias is None else out + bias.view(1, -1, 1, 1)
-
-    def _forward_sampled(self, input: Tensor) -> Tensor:
-        """(S, B, C, H, W) -> (S, B, C_out, H', W') with S independent posterior samples."""
+    def forward(self, input: Tensor, draw: Draw | None = None) -> Tensor:
+        """input (B, C, H, W) or (S, B, C, H, W) with S posterior samples; `draw` as for
+        `BayesianLinear.forward`."""
+        if input.dim() == 4:
+            return self.forward(input.unsqueeze(0), draw).squeeze(0)
         s, b = input.shape[:2]
-        predicting = self._predicting is not None and not torch.is_grad_enabled()
         if self.deterministic:
             if _is_expanded(input):
-                return self.forward(input[0]).unsqueeze(0).expand(s, -1, -1, -1, -1)
-            out = self.forward(input.reshape(s * b, *input.shape[2:]))
+                out = self._conv(input[0], self.weight_mu, self.bias_mu)
+                return out.unsqueeze(0).expand(s, *out.shape)
+            out = self._conv(input.reshape(s * b, *input.shape[2:]), self.weight_mu, self.bias_mu)
             return out.reshape(s, b, *out.shape[1:])
-        # reparam / flipout: S weight samples through one grouped convolution. For the
-        # predictive, flipout samples weights as reparam does (see BayesianLinear._forward_predict)
-        eps_w, eps_b = self._noise(s, input)
+        # S weight samples through one grouped convolution. For the predictive, flipout samples
+        # weights as reparam does (see BayesianLinear._forward_predict)
+        predicting = self._predicting is not None and not torch.is_grad_enabled()
+        if draw is None or predicting:
+            draw = self.draw(s)
+        if draw.samples != s:
+            raise ValueError(f"a draw of {draw.samples} samples for an input of {s}")
         x = input.transpose(0, 1).reshape(b, s * self.in_channels, *input.shape[3:])
-        if self.estimator != "flipout" or predicting:
-            weight, bias = self._posterior("sample", eps_w, eps_b)
-            out = self._conv(x, weight.reshape(s * self.out_channels, *eps_w.shape[2:]), groups=s)
-        else:
-            delta_w, bias = self._posterior("noise", eps_w, eps_b)
-            mean = self._conv(x, self.weight_mu.repeat(s, 1, 1, 1), groups=s)
-            s_in = _random_signs((b, s * self.in_channels, 1, 1), input)
-            s_out = _random_signs((b, s * self.out_channels, 1, 1), input)
-            flat = delta_w.reshape(s * self.out_channels, *delta_w.shape[2:])
-            out = mean + self._conv(x * s_in, flat, groups=s) * s_out
+        kernel = (s * self.out_channels, *self.weight_shape[1:])
+        if self.estimator == "reparam" or predicting:
+            weight, bias = self._pieces(draw, "sample", s)
+            out = self._conv(x, weight.reshape(kernel), groups=s)
+        else:  # flipout
+            delta_w, noise_b = self._pieces(draw, "noise", s)
+            weight_mu, bias_mu = self._pieces(draw, "mu", s)
+            bias = None if noise_b is None else noise_b + bias_mu  # biases sampled: (s, out)
+            mean = self._conv(x, weight_mu.repeat(s, 1, 1, 1) if s > 1 else weight_mu, groups=s)
+            signs = random_signs((b, s * (self.in_channels + self.out_channels), 1, 1), input)
+            s_in, s_out = signs.split((s * self.in_channels, s * self.out_channels), dim=1)
+            out = mean + self._conv(x * s_in, delta_w.reshape(kernel), groups=s) * s_out
         out = out.reshape(b, s, self.out_channels, *out.shape[2:]).transpose(0, 1)
         return out if bias is None else out + bias.view(s, 1, -1, 1, 1)
 

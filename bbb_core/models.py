@@ -42,6 +42,7 @@ from .layers import (
     bayesian_layers,
     init_like_torch,
 )
+from .posterior import Draw, Posterior
 from .priors import Prior, build_prior
 from .rng import generator
 
@@ -128,6 +129,10 @@ def _standard(layer_cls: type[nn.Module], *args, **kwargs) -> nn.Module:
 class Network(nn.Module):
     """A feed-forward network (MLP or small CNN) with a likelihood head.
 
+    The Bayesian layers of `body` share one `Posterior` (`self.posterior`, None for the
+    baselines): a training pass draws from it once for all of them (`draw`), and `kl(draw)` is
+    that pass's KL.
+
     Shape:
         - Input: (B, *input_shape).
         - Output of `forward(x, samples=S)`: (S, B, likelihood.out_features) raw outputs.
@@ -141,6 +146,19 @@ class Network(nn.Module):
         self.likelihood = likelihood
         self.kind = kind
         self.prior = prior  # "map": the prior p(w) of every weight and bias of `body`
+        layers = bayesian_layers(body)
+        self.posterior = Posterior.joined([layer.posterior for layer in layers]) if layers else None
+        # per example, flipout's random signs and the local trick's noises of the dense layers:
+        # one draw of each per pass for all of them (`Draw.signs`, `Draw.normals`)
+        dense = [layer for layer in layers if isinstance(layer, BayesianLinear)]
+        self._draw_widths = {
+            "signs": sum(m.in_features + m.out_features for m in dense if m.estimator == "flipout"),
+            "normals": sum(m.out_features for m in dense if m.estimator == "local"),
+        }
+        segment = 0
+        for layer in layers:
+            layer.attach(self.posterior, segment)
+            segment += layer.n_segments
         for name in ("x_shift", "x_scale", "y_shift", "y_scale"):
             self.register_buffer(name, torch.tensor(0.0 if "shift" in name else 1.0))
 
@@ -151,12 +169,24 @@ class Network(nn.Module):
         self.y_shift.copy_(y.mean())
         self.y_scale.copy_(y.std().clamp_min(1e-8))
 
-    def forward(self, x: Tensor, samples: int = 1) -> Tensor:
+    def draw(self, samples: int = 1) -> Draw | None:
+        """A fresh draw of `samples` samples from the posterior, for one pass (None without)."""
+        if self.posterior is None:
+            return None
+        draw = self.posterior.draw(samples)
+        draw.widths = dict(self._draw_widths)
+        return draw
+
+    def forward(self, x: Tensor, samples: int = 1, draw: Draw | None = None) -> Tensor:
+        """Raw outputs (S, B, out); `draw` (of S samples) is the pass's draw from the
+        posterior, by default a fresh one."""
+        if draw is None:
+            draw = self.draw(samples)
         h = ((x - self.x_shift) / self.x_scale).unsqueeze(0)  # (1, B, ...)
         for layer in self.body:
             if isinstance(layer, (nn.Dropout, *BAYESIAN_LAYERS)) and h.shape[0] != samples:
                 h = h.expand(samples, *h.shape[1:])  # from here on, samples differ
-            h = _apply(layer, h)
+            h = layer(h, draw) if isinstance(layer, BAYESIAN_LAYERS) else _apply(layer, h)
         if h.shape[0] != samples:
             h = h.expand(samples, *h.shape[1:])
         return self._to_data_units(h)
@@ -169,12 +199,12 @@ class Network(nn.Module):
             return mean
         return torch.cat([mean, h[..., 1:] + 2 * torch.log(self.y_scale)], dim=-1)
 
-    def kl(self) -> Tensor:
-        """Sum of the KL[q || p] of every Bayesian layer (a zero tensor for baselines)."""
-        total = self.x_shift.new_zeros(())
-        for layer in bayesian_layers(self):
-            total = total + layer.kl()
-        return total
+    def kl(self, draw: Draw | None = None) -> Tensor:
+        """KL[q || p] summed over every weight and bias (a zero tensor for baselines): that of
+        the pass that used `draw` (`Posterior.kl`), or from a fresh draw."""
+        if self.posterior is None:
+            return self.x_shift.new_zeros(())
+        return self.posterior.kl(draw)
 
     def neg_log_prior(self) -> Tensor:
         """-log p(w) summed over every weight and bias of the body under `self.prior` (a zero
@@ -213,10 +243,13 @@ class Ensemble(nn.Module):
         for member in self.members:
             member.set_standardisation(x, y)
 
-    def forward(self, x: Tensor, samples: int = 1) -> Tensor:
+    def draw(self, samples: int = 1) -> None:
+        return None  # standard networks: nothing to draw
+
+    def forward(self, x: Tensor, samples: int = 1, draw: None = None) -> Tensor:
         return torch.stack([member(x, 1)[0] for member in self.members])
 
-    def kl(self) -> Tensor:
+    def kl(self, draw: None = None) -> Tensor:
         return self.members[0].kl()
 
 

@@ -74,3 +74,15 @@ def configure_for(model: nn.Module) -> None:
     configure_threads(threads)
     if threads > 1:
         tune_cpu_allocator()
+
+
+RECOMPILE_LIMIT = 256  # compiled variants of the training step per process
+
+
+def allow_recompiles(limit: int = RECOMPILE_LIMIT) -> None:
+    """Let `torch.compile` keep up to `limit` compiled variants of one function: every model
+    (and batch shape) a process compiles, as the bench does, takes one entry of the step
+    objective's cache, and past the limit the compiler silently falls back to eager."""
+    dynamo = torch._dynamo.config
+    name = "recompile_limit" if hasattr(dynamo, "recompile_limit") else "cache_size_limit"
+    setattr(dynamo, name, max(getattr(dynamo, name), limit))

@@ -35,7 +35,6 @@ from .models import build_model
 from .process import SMALL_MODEL  # parameters: below this, "auto" keeps a model on the CPU
 from .rng import Streams, use
 
-_RECOMPILE_LIMIT = 256  # compiled variants of the step objective per process (see step_objective)
 
 
 class TrainingDiverged(RuntimeError):
@@ -63,7 +62,7 @@ def resolve_device(name: str = "auto", n_params: int | None = None) -> torch.dev
 @dataclass(frozen=True)
 class Progress:
     """One epoch's report. nll is summed over the epoch's points (averaged over MC samples), kl is
-    the full KL[q || p] after the epoch, elbo = -(nll + kl) and loss = nll + the weighted KL terms
+    the full KL[q || p] of the epoch's last training pass (before its update), elbo = -(nll + kl) and loss = nll + the weighted KL terms
     actually optimised (kl_weight, schedule). For a "map" network kl is -log p(w) (the prior's
     term, `losses.map_loss`) and elbo the log joint log p(D, w)."""
 
@@ -102,45 +101,43 @@ def _optimizer(model: nn.Module, cfg: RunConfig) -> torch.optim.Optimizer:
 
 def step_objective(
     model: nn.Module, *, n_data: int, kl_weight: float, train_samples: int, compile: str = "off"
-) -> Callable[[Tensor, Tensor, float | Tensor], tuple[Tensor, Tensor, Tensor]]:
-    """The function a training step differentiates: (xb, yb, pi_i) -> (loss, nll, kl_term), the
-    `losses.elbo_loss` terms of minibatch (xb, yb) with KL share pi_i.
+) -> Callable[[Tensor, Tensor, float | Tensor], tuple[Tensor, Tensor, Tensor, Tensor]]:
+    """The function a training step differentiates: (xb, yb, pi_i) -> (loss, nll, kl_term, kl),
+    the `losses.elbo_loss` terms of minibatch (xb, yb) with KL share pi_i. One draw from the
+    posterior serves the forward pass and the KL (`Network.draw`).
 
     compile="default" or "reduce-overhead" returns it through `torch.compile` (static shapes):
     the sampling, softplus and KL of every layer, forwards and backwards, become a few fused
     kernels, and "reduce-overhead" replays them as CUDA graphs. pi_i may be a float or a 0-dim
     tensor either way: a compiled objective takes a float through a reused tensor, so a new value
-    does not compile anew.
+    does not compile anew. A program that compiles many models (the bench) raises the
+    compiler's recompile limit first (`process.allow_recompiles`).
     """
 
-    def objective(xb: Tensor, yb: Tensor, share: float | Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        out = model(xb, samples=train_samples)
+    def objective(xb: Tensor, yb: Tensor, share: float | Tensor) -> tuple[Tensor, ...]:
+        draw = model.draw(train_samples)  # shared by the forward pass and the KL
+        out = model(xb, samples=train_samples, draw=draw)
         if model.kind == "map":  # the prior's -log p(w) at full strength (`losses.map_loss`)
             nll = model.likelihood.nll(out, yb)
             terms = map_loss(nll, model.neg_log_prior(), n_data=n_data, prior_share=share)
-            return terms.loss, terms.nll, terms.kl_term
+            return terms.loss, terms.nll, terms.kl_term, terms.kl
         terms = elbo_loss(
             model.likelihood.nll(out, yb),
-            model.kl(),
+            model.kl(draw),
             n_data=n_data,
             kl_weight=kl_weight,
             kl_share=share,
         )
-        return terms.loss, terms.nll, terms.kl_term
+        return terms.loss, terms.nll, terms.kl_term, terms.kl
 
     if compile == "off":
         return objective
-    # dynamo's cache is per code object: every model (and batch shape) compiled in one process,
-    # as the bench does, takes one entry; past the limit it would fall back to eager silently
-    dynamo = torch._dynamo.config
-    name = "recompile_limit" if hasattr(dynamo, "recompile_limit") else "cache_size_limit"
-    setattr(dynamo, name, max(getattr(dynamo, name), _RECOMPILE_LIMIT))
     compiled = torch.compile(objective, mode=compile, dynamic=False)
     share_buffer: Tensor | None = None
 
     def compiled_objective(
         xb: Tensor, yb: Tensor, share: float | Tensor
-    ) -> tuple[Tensor, Tensor, Tensor]:
+    ) -> tuple[Tensor, ...]:
         nonlocal share_buffer
         if not isinstance(share, Tensor):  # a new float would compile anew: pass it as a tensor
             if share_buffer is None:
@@ -280,16 +277,14 @@ class Trainer:
         kl_terms = self.x.new_zeros(())
         for i in range(m):
             rows = slice(None) if batches is None else batches[i]
-            loss, nll, kl_term = self.objective(self.x[rows], self.y[rows], shares[i])
+            loss, nll, kl_term, kl = self.objective(self.x[rows], self.y[rows], shares[i])
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             self.optimizer.step()
             nll_sum += nll.detach()
             kl_terms += kl_term.detach()
             self.step += 1
-        with torch.no_grad():
-            kl = self.model.neg_log_prior() if self.model.kind == "map" else self.model.kl()
-        nll_v, kl_v, klt_v = (float(v) for v in torch.stack([nll_sum, kl, kl_terms]).cpu())
+        nll_v, kl_v, klt_v = (float(v) for v in torch.stack([nll_sum, kl.detach(), kl_terms]))
         if not all(math.isfinite(v) for v in (nll_v, kl_v, klt_v)):
             raise TrainingDiverged(divergence_message(self, nll_v, kl_v, klt_v))
         self.epoch += 1

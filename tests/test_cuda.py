@@ -57,7 +57,7 @@ def test_the_compiled_step_trains_on_the_gpu(mode, prior):
     share = torch.tensor(1.0, device="cuda")
     nlls = []
     for _ in range(60):
-        loss, nll, _ = objective(x, y, share)
+        loss, nll, _, _ = objective(x, y, share)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -71,9 +71,10 @@ def test_the_compiled_step_trains_on_the_gpu(mode, prior):
 def test_the_fused_cpu_kernels_stay_off_the_gpu():
     layer = BayesianLinear(200, 100).cuda()
     x = torch.randn(8, 200, device="cuda")
-    assert not layer._native_pays(x)
-    (layer(x).sum() + layer.kl()).backward()
-    assert layer.weight_rho.grad.is_cuda
+    draw = layer.draw()
+    assert not draw.fused
+    (layer(x, draw).sum() + layer.kl(draw)).backward()
+    assert layer.posterior.rho.grad.is_cuda
 
 
 def test_the_bench_runs_on_the_gpu():

@@ -112,7 +112,10 @@ def test_construction_follows_nn_modules(kind):
     layer, _ = make(kind, bias=False, rho0=-2.5)
     layer.reset_parameters()
     assert layer.bias_mu is None and layer.bias_rho is None
-    assert {n for n, _ in layer.named_parameters()} == {"weight_mu", "weight_rho"}
+    # mu and rho of every weight live flat in the layer's posterior; the weights are its views
+    assert {n for n, _ in layer.named_parameters()} == {"posterior.mu", "posterior.rho"}
+    assert layer.weight_mu.shape == layer.weight_rho.shape == layer.weight_shape
+    assert layer.weight_mu.data_ptr() == layer.posterior.mu.data_ptr()
     assert (layer.weight_rho == -2.5).all()
     assert isinstance(layer.prior, GaussianPrior) and layer.prior.sigma == 1.0
     with pytest.raises(ValueError, match="estimator"):
@@ -182,7 +185,7 @@ def test_gradients_reach_mu_and_rho(kind, estimator, path):
     inp = x if path == "single" else x.expand(3, *x.shape)
     (layer(inp) ** 2).sum().backward()
     for name in ("weight_mu", "weight_rho", "bias_mu", "bias_rho"):
-        grad = getattr(layer, name).grad
+        grad = layer.grads()[name]
         assert grad is not None, f"no gradient reaches {name}"
         assert torch.isfinite(grad).all() and grad.abs().sum() > 0, name
 
@@ -193,7 +196,7 @@ def test_kl_gradients_reach_mu_and_rho(kind, prior):
     layer, _ = make(kind, prior=prior)
     layer.kl().backward()
     for name in ("weight_mu", "weight_rho", "bias_mu", "bias_rho"):
-        grad = getattr(layer, name).grad
+        grad = layer.grads()[name]
         assert grad is not None and torch.isfinite(grad).all() and grad.abs().sum() > 0, name
 
 
@@ -219,12 +222,12 @@ def test_gaussian_kl_is_the_closed_form_sum_over_parameters(kind, bias, prior_si
     expected = _torch_kl(layer, prior_sigma)
     assert_close(kl, expected, rtol=1e-12, atol=0)
     # the gradients are the oracle's too
-    got = torch.autograd.grad(kl, [layer.weight_mu, layer.weight_rho])
-    want = torch.autograd.grad(expected, [layer.weight_mu, layer.weight_rho])
+    got = torch.autograd.grad(kl, [layer.posterior.mu, layer.posterior.rho])
+    want = torch.autograd.grad(expected, [layer.posterior.mu, layer.posterior.rho])
     for g, w in zip(got, want, strict=True):
         assert_close(g, w, rtol=1e-10, atol=1e-12)
     assert_close(layer.kl(), kl, rtol=0, atol=0)  # deterministic
-    with torch.no_grad():  # the formula without the graph node (training logs it every epoch)
+    with torch.no_grad():  # the same formula without a graph
         assert_close(layer.kl(), expected, rtol=1e-12, atol=0)
 
 

@@ -189,7 +189,7 @@ def test_epoch_of_minibatch_losses_adds_up_to_full_batch(schedule, m, kl_weight)
     )
     full = f_i(torch.arange(n), 1.0)
     assert_close(epoch_sum, full, rtol=1e-13, atol=0)
-    params = [layer.weight_mu, layer.weight_rho, layer.bias_mu, layer.bias_rho]
+    params = [layer.posterior.mu, layer.posterior.rho]
     grads_sum = torch.autograd.grad(epoch_sum, params)
     grads_full = torch.autograd.grad(full, params)
     for g_sum, g_full in zip(grads_sum, grads_full, strict=True):

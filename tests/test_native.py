@@ -25,10 +25,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from bbb_core import layers, native
-from bbb_core.layers import BayesianConv2d, BayesianLinear, kl_normal_sum
+from bbb_core import native, posterior
+from bbb_core.layers import BayesianConv2d, BayesianLinear
+from bbb_core.posterior import Draw
 from bbb_core.native import NativePosterior
-from bbb_core.priors import LaplacePrior, ScaleMixturePrior, gaussian_log_prob
+from bbb_core.priors import LaplacePrior, ScaleMixturePrior, gaussian_log_prob, kl_gaussian
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -88,7 +89,7 @@ def _reference(mu, rho, eps, kind, prior):
     if prior is None:
         return out, mu.new_zeros(())
     if prior[0] == "gaussian":
-        return out, kl_normal_sum(mu, sigma, math.sqrt(prior[1]))
+        return out, kl_gaussian(mu, sigma, math.sqrt(prior[1]))
     w = mu + sigma * eps  # autograd through w and the density's own mu, sigma: total derivative
     log_q = gaussian_log_prob(w, mu, sigma)
     return out, (log_q - ScaleMixturePrior(*prior[1:]).log_prob(w)).sum()
@@ -200,8 +201,9 @@ def test_a_nan_rho_in_a_layer_reaches_its_output_and_kl():
     with torch.no_grad():
         layer.weight_rho[3, 5] = math.nan
     x = torch.randn(8, 200)
-    assert layer._native_pays(x)
-    out, kl = layer(x), layer.kl()
+    draw = layer.draw()
+    assert draw.fused
+    out, kl = layer(x, draw), layer.kl(draw)
     assert torch.isnan(out[:, 3]).all() and torch.isfinite(out[:, :3]).all()
     assert torch.isnan(kl)
 
@@ -227,16 +229,23 @@ def test_the_kernels_call_the_vector_maths_library():
 def _big_linear(estimator, prior=None):
     torch.manual_seed(0)
     layer = BayesianLinear(200, 100, estimator=estimator, prior=prior, rho0=-3.0)
-    assert layer.weight_mu.numel() >= layers._NATIVE_MIN
+    assert layer.posterior.mu.numel() >= posterior.FUSED_MIN
     return layer
 
 
-def _eager_copy(layer, monkeypatch):
-    """The same layer (same parameters) forced onto the PyTorch path."""
-    twin = _big_linear(layer.estimator, layer.prior)
-    twin.load_state_dict(layer.state_dict())
-    monkeypatch.setattr(twin, "_native_pays", lambda like: False)
-    return twin
+def _plain_draw(layer, eps=None):
+    """A draw from the layer's posterior on the PyTorch path (fed `eps`, if given)."""
+    draw = Draw(layer.posterior, 1, 0, layer.n_segments, fused=False)
+    if eps is not None:
+        draw._eps = eps.view(1, -1)
+    return draw
+
+
+def _spy_kernels(monkeypatch):
+    calls = []
+    real = native.NativePosterior.apply
+    monkeypatch.setattr(native.NativePosterior, "apply", lambda *a: calls.append(a[2]) or real(*a))
+    return calls
 
 
 @pytest.mark.parametrize("estimator", ["reparam", "flipout", "local"])
@@ -244,50 +253,40 @@ def test_layers_train_through_the_kernels_as_through_pytorch(monkeypatch, estima
     """Same noise, same outputs, KL and gradients: the kernels change the speed, not the maths.
     (Flipout's and local's own sign and pre-activation noise come from PyTorch in both.)"""
     layer = _big_linear(estimator)
-    twin = _eager_copy(layer, monkeypatch)
-    calls = []
-    real = NativePosterior.apply
-
-    def spy(*args):
-        calls.append(args[2])
-        return real(*args)
-
-    monkeypatch.setattr(layers.NativePosterior, "apply", spy)
-    _fixed_seeds(monkeypatch, [101, 202])
+    calls = _spy_kernels(monkeypatch)
+    _fixed_seeds(monkeypatch, [101])
     x = torch.randn(16, 200)
-    torch.manual_seed(5)
-    out = layer(x)
-    kl = layer.kl()
-    assert calls == (["var", "var"] if estimator == "local" else ["sample" if estimator ==
-                     "reparam" else "noise", "sample"])  # fmt: skip
-    # the twin's PyTorch path, fed the kernels' noise
-    if estimator != "local":
-        eps_w = native.normals(twin.weight_mu.numel(), 101).view(1, 100, 200)
-        eps_b = native.normals(100, 202).view(1, 100)
-        monkeypatch.setattr(twin, "_noise", lambda n, like: (eps_w, eps_b))
-    torch.manual_seed(5)
-    twin_out = twin(x)
-    twin_kl = twin.kl()
+    results = []
+    for draw in (layer.draw(), _plain_draw(layer, native.normals(20_100, 101))):
+        layer.zero_grad(set_to_none=True)
+        torch.manual_seed(5)
+        out = layer(x, draw)
+        kl = layer.kl(draw)
+        (out.square().sum() + 0.3 * kl).backward()
+        results.append((out.detach(), kl.item(), layer.posterior.mu.grad, layer.posterior.rho.grad))
+    # one pass of the kernels over weights and biases together, the KL with it
+    assert calls == [{"reparam": "sample", "flipout": "noise", "local": "var"}[estimator]]
+    (out, kl, grad_mu, grad_rho), (twin_out, twin_kl, twin_mu, twin_rho) = results
     assert torch.allclose(out, twin_out, rtol=1e-4, atol=1e-5)
-    assert kl.item() == pytest.approx(twin_kl.item(), rel=1e-5)
-    (out.square().sum() + 0.3 * kl).backward()
-    (twin_out.square().sum() + 0.3 * twin_kl).backward()
-    for p, q in zip(layer.parameters(), twin.parameters(), strict=True):
-        assert torch.allclose(p.grad, q.grad, rtol=1e-3, atol=1e-4)
+    assert kl == pytest.approx(twin_kl, rel=1e-5)
+    assert torch.allclose(grad_mu, twin_mu, rtol=1e-3, atol=1e-4)
+    assert torch.allclose(grad_rho, twin_rho, rtol=1e-3, atol=1e-4)
 
 
 def test_the_mixture_kl_is_estimated_at_the_passes_own_weight_sample(monkeypatch):
     """The paper's estimator (eq. 2): log q(w) - log p(w) at the w the forward pass used."""
     prior = ScaleMixturePrior(0.5, 1.0, 0.01)
     layer = _big_linear("reparam", prior)
-    _fixed_seeds(monkeypatch, [7, 8])
+    _fixed_seeds(monkeypatch, [7])
     x = torch.randn(4, 200)
-    out = layer(x)
-    kl = layer.kl()
+    draw = layer.draw()
+    out = layer(x, draw)
+    kl = layer.kl(draw)
     with torch.no_grad():
         sigma_w, sigma_b = layer.weight_sigma, layer.bias_sigma
-        w = layer.weight_mu + sigma_w * native.normals(20_000, 7).view(100, 200)
-        b = layer.bias_mu + sigma_b * native.normals(100, 8)
+        eps = native.normals(20_100, 7)
+        w = layer.weight_mu + sigma_w * eps[:20_000].view(100, 200)
+        b = layer.bias_mu + sigma_b * eps[20_000:]
         assert torch.allclose(out, x @ w.T + b, atol=1e-5)  # that sample made the output
         expected = sum(
             (gaussian_log_prob(v, mu, sigma) - prior.log_prob(v)).sum()
@@ -295,36 +294,43 @@ def test_the_mixture_kl_is_estimated_at_the_passes_own_weight_sample(monkeypatch
         )
     assert kl.item() == pytest.approx(expected.item(), rel=1e-4)
     kl.backward()  # the KL alone has a gradient (the output's was never asked for)
-    assert torch.isfinite(layer.weight_rho.grad).all() and layer.weight_mu.grad.abs().sum() > 0
+    grads = layer.grads()
+    assert torch.isfinite(grads["weight_rho"]).all() and grads["weight_mu"].abs().sum() > 0
 
 
-def test_a_prior_without_a_kernel_kl_gets_it_from_the_layer():
-    layer = _big_linear("reparam", LaplacePrior(0.5))
-    layer(torch.randn(4, 200))
+def test_a_prior_without_a_kernel_kl_gets_it_from_a_plain_sample():
+    prior = LaplacePrior(0.5)
+    layer = _big_linear("reparam", prior)
+    draw = layer.draw()
+    layer(torch.randn(4, 200), draw)
     torch.manual_seed(3)
-    kl = layer.kl()
+    kl = layer.kl(draw)
     torch.manual_seed(3)
-    assert kl.item() == pytest.approx(layer._kl_generic().item(), rel=1e-6)
+    eps = torch.empty(1, 20_100).normal_()
+    with torch.no_grad():
+        mu, sigma = layer.posterior.mu, layer.posterior.sigma()
+        w = mu + sigma * eps[0]
+        expected = (gaussian_log_prob(w, mu, sigma) - prior.log_prob(w)).sum()
+    assert kl.item() == pytest.approx(expected.item(), rel=1e-5)
 
 
 def test_kernels_are_for_training_passes_of_large_float32_cpu_layers():
     big, small = _big_linear("reparam"), BayesianLinear(20, 10)
-    x = torch.randn(3, 200)
-    assert big._native_pays(x) and not small._native_pays(x)
+    assert big.draw().fused and not small.draw().fused
+    assert not big.draw(samples=2).fused  # one sample per pass only
     with torch.no_grad():
-        assert not big._native_pays(x)
-    assert not big.double()._native_pays(x.double())
+        assert not big.draw().fused
+    assert not big.double().draw().fused
 
 
 def test_convolutions_use_the_kernels_too(monkeypatch):
-    calls = []
-    real = NativePosterior.apply
-    monkeypatch.setattr(layers.NativePosterior, "apply", lambda *a: calls.append(a[2]) or real(*a))
-    for estimator, kinds in (("reparam", ["sample"] * 2), ("flipout", ["noise", "sample"])):
+    calls = _spy_kernels(monkeypatch)
+    for estimator, kinds in (("reparam", ["sample"]), ("flipout", ["noise"])):
         calls.clear()
         conv = BayesianConv2d(64, 32, 3, padding=1, estimator=estimator)
-        out = conv(torch.randn(2, 64, 8, 8))
-        (out.sum() + conv.kl()).backward()
+        draw = conv.draw()
+        out = conv(torch.randn(2, 64, 8, 8), draw)
+        (out.sum() + conv.kl(draw)).backward()
         assert calls == kinds and out.shape == (2, 32, 8, 8)
         assert all(torch.isfinite(p.grad).all() for p in conv.parameters())
 
@@ -338,10 +344,11 @@ def test_without_the_library_the_layers_fall_back(monkeypatch, tmp_path):
         assert not native.available()
     assert "failed" in native.failure
     layer = _big_linear("reparam")
-    assert not layer._native_pays(torch.randn(1, 200))
-    out = layer(torch.randn(4, 200))
-    (out.sum() + layer.kl()).backward()
-    assert torch.isfinite(layer.weight_rho.grad).all()
+    draw = layer.draw()
+    assert not draw.fused
+    out = layer(torch.randn(4, 200), draw)
+    (out.sum() + layer.kl(draw)).backward()
+    assert torch.isfinite(layer.posterior.rho.grad).all()
 
 
 def test_bbb_native_0_switches_the_kernels_off(monkeypatch):
@@ -508,7 +515,7 @@ def test_a_directory_others_can_write_is_not_loaded_from(monkeypatch, tmp_path, 
     assert not marker.exists()
     assert "cache directory" in native.failure
     layer = _big_linear("reparam")
-    assert not layer._native_pays(torch.randn(1, 200))
+    assert not layer.draw().fused
     (layer(torch.randn(4, 200)).sum() + layer.kl()).backward()
 
 
@@ -552,19 +559,18 @@ def test_no_compiler_turns_the_kernels_off_quietly(monkeypatch, tmp_path):
 
 @pytest.mark.parametrize("estimator", ["reparam", "local", "flipout"])
 @pytest.mark.parametrize("rho", [-20.0, -10.0, 0.0, 10.0])  # model.rho0's allowed range, ends in
-def test_both_paths_agree_at_the_ends_of_the_rho_range(monkeypatch, estimator, rho):
+def test_both_paths_agree_at_the_ends_of_the_rho_range(estimator, rho):
     """A layer trained through the fused kernels and through the PyTorch path gives the same KL
     and the same KL gradients, and finite gradients of a whole training loss, over the range
     `model.rho0` allows."""
-    layer = BayesianLinear(64, 64, estimator=estimator, rho0=rho)  # 4,096 weights: kernels
+    layer = BayesianLinear(64, 64, estimator=estimator, rho0=rho)  # 4,160 weights: kernels
     x = torch.randn(8, 64, generator=torch.Generator().manual_seed(0))
     results = {}
-    for path in ("native", "torch"):
-        if path == "torch":
-            monkeypatch.setattr(native, "usable", lambda *tensors: False)
+    for path, draw in (("native", layer.draw()), ("torch", _plain_draw(layer))):
+        assert draw.fused == (path == "native")
         layer.zero_grad(set_to_none=True)
-        out = layer(x)  # the pass through this path computes the KL too (see `kl()`)
-        kl = layer.kl()
+        out = layer(x, draw)
+        kl = layer.kl(draw)  # from the pass: the kernels computed it along with the output
         kl.backward(retain_graph=True)
         kl_grads = [p.grad.clone() for p in layer.parameters()]
         (out.square().mean() + kl).backward()

@@ -37,3 +37,17 @@ def test_configure_for_a_small_model_uses_one_thread(restore_threads):
 def test_allocator_tuning_is_idempotent():
     first = process.tune_cpu_allocator()
     assert process.tune_cpu_allocator() == first
+
+
+def test_allow_recompiles_raises_the_compilers_limit_and_never_lowers_it():
+    dynamo = torch._dynamo.config
+    name = "recompile_limit" if hasattr(dynamo, "recompile_limit") else "cache_size_limit"
+    before = getattr(dynamo, name)
+    try:
+        setattr(dynamo, name, 8)
+        process.allow_recompiles(300)
+        assert getattr(dynamo, name) == 300
+        process.allow_recompiles(20)
+        assert getattr(dynamo, name) == 300
+    finally:
+        setattr(dynamo, name, before)
