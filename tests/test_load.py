@@ -4,6 +4,7 @@ against the running app in real Chromium (marked browser)."""
 from __future__ import annotations
 
 import json
+import mmap
 import os
 
 import pytest
@@ -23,14 +24,17 @@ def test_cpu_seconds_and_memory_of_this_process():
 def test_peak_memory_sees_a_temporary_allocation():
     with load.PeakMemory(os.getpid(), interval=0.01) as memory:
         base = load.rss_mb(os.getpid())
-        block = bytearray(200 * 2**20)  # 200 MiB, touched
-        block[::4096] = b"x" * len(block[::4096])
+        # 200 MiB of fresh pages, touched: a new mapping (not heap memory the process may
+        # already hold resident), so the resident size must grow by about that much
+        block = mmap.mmap(-1, 200 * 2**20)
+        for offset in range(0, len(block), 4096):
+            block[offset] = 1
         import time
 
         deadline = time.monotonic() + 10  # the sampler thread may be slow to get a turn
         while memory.peak <= base + 150 and time.monotonic() < deadline:
             time.sleep(0.02)
-        del block
+        block.close()
     assert memory.peak > base + 150
 
 
