@@ -170,12 +170,12 @@ class LiveRun:
     token: int = field(default_factory=lambda: next(_tokens))  # the session, as a watcher
     store: Store | None = field(default=None, repr=False)  # where shared jobs come from
     share: bool = False  # whether this run's jobs may be shared (generated data)
-    playing: bool = True  # this session asks for training (and redraws)
+    playing: bool = True  # this tab asks for training (and redraws)
     notices: tuple[str, ...] = ()  # short messages about the last change
     ticks: int = 0  # frames drawn
     started: float = field(default_factory=time.perf_counter)
     finished_after: float | None = None  # wall seconds from start to the last model done
-    watched_training: bool = False  # whether this session saw the run unfinished
+    watched_training: bool = False  # whether this tab saw the run unfinished
     draw_seconds: float = 0.0  # how long the last redraw took
 
     @property
@@ -239,7 +239,7 @@ class LiveRun:
         return sum(min(job.epoch, job.epochs) for job in self.jobs.values()) / total
 
     def watch(self) -> None:
-        """Tell the store this session looks at its jobs now (and queue them if playing)."""
+        """Tell the store this tab looks at its jobs now (and queue them if playing)."""
         if self.store is not None:
             self.store.watch(self.jobs.values(), self.token, self.playing and self.error is None)
 
@@ -532,7 +532,7 @@ def status_text(run: LiveRun) -> tuple[str, str]:
         times = ", ".join(f"{model_label(k)} {j.seconds:.1f} s" for k, j in run.jobs.items())
         if run.watched_training:
             wall = f"in {run.finished_after or 0.0:.1f} s"
-        else:  # finished before this session asked for it
+        else:  # finished before this tab asked for it
             wall = "trained before on this server"
         return "Finished", f"{run.epochs} epochs {wall} ({times})"
     return ("Training" if run.playing else "Paused"), f"epoch {epochs}"
