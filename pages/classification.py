@@ -53,7 +53,7 @@ def figures(run: live.LiveRun, mine) -> dict:
         if mine:
             upload.label_classes(fig, mine)
         out[quantity] = fig
-    losses = loss_figure(run.trainers["bbb"].history, n_train=run.dataset.n_train)
+    losses = loss_figure(run.jobs["bbb"].history, n_train=run.dataset.n_train)
     losses.update_layout(height=520, title_text="BBB training: the ELBO terms")
     out["loss"] = losses
     return out

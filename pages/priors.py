@@ -66,7 +66,7 @@ def prior_panel(cfg) -> None:
 def figures(run: live.LiveRun) -> dict:
     """The run's charts and weight summary as it stands (computed once for all its viewers)."""
     preds, cfg = live.predictions(run), run.cfg
-    mle, map_, bbb = (run.trainers[k].model for k in ("standard", "map", "bbb"))
+    mle, map_, bbb = (run.jobs[k].model for k in ("standard", "map", "bbb"))
     if run.dataset.task == "regression":
         fit = estimates_figure(run.dataset, preds)
     else:
@@ -88,7 +88,7 @@ def figures(run: live.LiveRun) -> dict:
 
 def draw(run: live.LiveRun) -> None:
     preds, cfg = live.predictions(run), run.cfg
-    mle, map_, bbb = (run.trainers[k].model for k in ("standard", "map", "bbb"))
+    mle, map_, bbb = (run.jobs[k].model for k in ("standard", "map", "bbb"))
     figs = live.cached(run, "figures", lambda: figures(run))
     st.caption("Now (sums over the training set, in nats): " + priors.loss_now(histories(run)))
     left, right = st.columns([3, 2])
@@ -121,7 +121,7 @@ def draw(run: live.LiveRun) -> None:
 
 
 def histories(run: live.LiveRun) -> dict:
-    return {kind: trainer.history for kind, trainer in run.trainers.items()}
+    return {kind: trainer.history for kind, trainer in run.jobs.items()}
 
 
 def pruning(run: live.LiveRun) -> tuple[dict, str]:
@@ -129,7 +129,7 @@ def pruning(run: live.LiveRun) -> tuple[dict, str]:
 
     def compute() -> tuple[dict, str]:
         metric = "error" if run.dataset.task == "classification" else "rmse"
-        bbb, map_ = run.trainers["bbb"].model, run.trainers["map"].model
+        bbb, map_ = run.jobs["bbb"].model, run.jobs["map"].model
         return pruning_curves(bbb, map_, run.dataset, FRACTIONS, metric), metric
 
     return live.cached(run, "pruning", compute)

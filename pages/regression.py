@@ -37,7 +37,7 @@ def figures(run: live.LiveRun, mine) -> tuple:
     if mine:
         fit.update_xaxes(title_text=upload.plot_text(mine.inputs[0]))
         fit.update_yaxes(title_text=upload.plot_text(mine.target))
-    losses = loss_figure(run.trainers["bbb"].history, n_train=run.dataset.n_train)
+    losses = loss_figure(run.jobs["bbb"].history, n_train=run.dataset.n_train)
     losses.update_layout(height=CHART_HEIGHT, title_text="BBB training: the terms of the ELBO")
     return fit, losses
 

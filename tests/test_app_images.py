@@ -45,7 +45,7 @@ def test_the_default_run_trains_without_a_click_and_draws_the_live_charts():
     cfg, digits = run.cfg, default_config("digits")
     assert cfg.data.name == "digits" and cfg.model.hidden == (128, 128) == digits.model.hidden
     assert (cfg.train.kl_weight, cfg.model.rho0, cfg.train.epochs) == (0.1, -7.0, 60)
-    assert run.playing and run.trainers["bbb"].epoch > 0 and not run.done
+    assert run.playing and run.jobs["bbb"].epoch > 0 and not run.done
     assert run.kinds == ("bbb", "standard")
     assert [b.label for b in at.button] == ["Pause", "Step", "Reset", "Sweep the training-set size"]
     for name in LIVE_CHARTS:
@@ -105,7 +105,7 @@ def test_a_preset_loads_its_settings_and_tells_its_story(slug, check):
     at.selectbox(key=f"{P}:preset").set_value(slug)
     _run(at)
     run = at.session_state["live_run"]
-    assert check(run.cfg) and run.trainers["bbb"].epoch > 0
+    assert check(run.cfg) and run.jobs["bbb"].epoch > 0
     assert images.offered_presets()[slug].name in at.info[0].value
     assert at.query_params["preset"] == slug
     ood = run.cfg.data.ood or "gaussian_noise"
@@ -205,12 +205,12 @@ def test_the_kl_weight_retrains_bbb_only_and_the_ood_set_retrains_nothing():
     at.select_slider(key=f"{P}:kl").set_value(1.0)
     _run(at)
     after = at.session_state["live_run"]
-    assert after.trainers["bbb"] is not run.trainers["bbb"]
-    assert after.trainers["standard"] is run.trainers["standard"]
+    assert after.jobs["bbb"] is not run.jobs["bbb"]
+    assert after.jobs["standard"] is run.jobs["standard"]
     at.selectbox(key=f"{P}:ood").set_value("photos")
     _run(at)
     last = at.session_state["live_run"]
-    assert last.cfg.data.ood == "photos" and last.trainers == after.trainers
+    assert last.cfg.data.ood == "photos" and last.jobs == after.jobs
     assert _names(chart(at, P, "hist-entropy")) == ["test set", "photos"]
 
 
@@ -218,12 +218,12 @@ def test_a_run_of_minutes_says_so_and_waits_for_play():
     at = _page(epochs="1000", show_ensemble="1")
     assert len(at.warning) == 1 and "minutes" in at.warning[0].value
     run = at.session_state["live_run"]
-    assert not run.playing and run.trainers["bbb"].epoch == 0
+    assert not run.playing and run.jobs["bbb"].epoch == 0
     assert at.button[0].label == "Play"
     at.button[0].click()
     _run(at)
     run = at.session_state["live_run"]
-    assert run.playing and run.trainers["bbb"].epoch > 0
+    assert run.playing and run.jobs["bbb"].epoch > 0
 
 
 def test_pause_step_and_reset():
@@ -232,15 +232,15 @@ def test_pause_step_and_reset():
     _run(at)
     run = at.session_state["live_run"]
     assert not run.playing and at.button[0].label == "Play"
-    epoch = run.trainers["bbb"].epoch
+    epoch = run.jobs["bbb"].epoch
     at.button[1].click()  # Step: epochs // 20
     _run(at)
-    assert at.session_state["live_run"].trainers["bbb"].epoch == epoch + 10
+    assert at.session_state["live_run"].jobs["bbb"].epoch == epoch + 10
     chart(at, P, "accuracy")  # the charts show the paused run
     at.button[2].click()  # Reset
     _run(at)
     run = at.session_state["live_run"]
-    assert run.trainers["bbb"].epoch == 0 and not run.playing
+    assert run.jobs["bbb"].epoch == 0 and not run.playing
 
 
 def test_the_estimate_grows_with_the_network_the_data_and_the_epochs():

@@ -38,9 +38,9 @@ def test_defaults_train_mle_map_and_bbb_and_draw_the_weights():
     assert at.title[0].value.startswith("Priors and weights")
     run = at.session_state["live_run"]
     assert run.kinds == ("bbb", "standard", "map") and run.page == P
-    assert all(t.epoch > 0 for t in run.trainers.values())
+    assert all(t.epoch > 0 for t in run.jobs.values())
     assert run.cfg.train.lr_schedule == "cosine" and run.cfg.prior.family == "gaussian"
-    assert run.trainers["map"].cfg.model.kind == "map"
+    assert run.jobs["map"].cfg.model.kind == "map"
     assert _names(_chart(at, "fit")) == [
         "BBB 95 % band", "training data", "true function", "MLE", "MAP", "BBB",
     ]  # fmt: skip
@@ -80,8 +80,8 @@ def test_laplace_changes_the_loss_to_l1_and_retrains_map_not_mle():
     at.selectbox(key=f"{P}:prior").set_value("laplace")
     _run(at)
     moved = at.session_state["live_run"]
-    assert moved.trainers["standard"] is run.trainers["standard"]
-    assert moved.trainers["map"] is not run.trainers["map"]
+    assert moved.jobs["standard"] is run.jobs["standard"]
+    assert moved.jobs["map"] is not run.jobs["map"]
     assert r"1\sum_j |w_j|" in at.latex[0].value and "L1" in at.latex[0].value
     at.select_slider(key=f"{P}:b").set_value(0.2)
     _run(at)
@@ -119,7 +119,7 @@ def test_a_finished_run_shows_pruning_metrics_and_downloads():
     assert _names(pruning) == ["BBB by |μ|/σ", "BBB by |μ|", "MAP by |w|"]
     run = at.session_state["live_run"]
     curves, metric = run.cache["pruning"]
-    bbb = run.trainers["bbb"].model
+    bbb = run.jobs["bbb"].model
     unpruned = mean_network_score(bbb, run.dataset.x_test, run.dataset.y_test, metric)
     assert metric == "rmse" and float(curves["BBB by |μ|/σ"][0]) == unpruned
     table = at.dataframe[-1].value

@@ -40,7 +40,7 @@ def test_defaults_draw_the_fit_the_losses_and_the_prior():
     assert [b.label for b in at.button] == ["Pause", "Step", "Reset", "Sweep the training-set size"]
     assert not at.error and not at.warning
     run = at.session_state["live_run"]
-    assert run.kinds == ("bbb", "standard") and run.trainers["bbb"].epoch > 0
+    assert run.kinds == ("bbb", "standard") and run.jobs["bbb"].epoch > 0
 
 
 def test_every_setting_is_written_into_the_url():
@@ -56,8 +56,8 @@ def test_moving_the_kl_weight_retrains_bbb_and_changes_the_chart():
     at.select_slider(key=f"{P}:kl").set_value(0.0)
     _run(at)
     after = at.session_state["live_run"]
-    assert after.cfg.train.kl_weight == 0.0 and after.trainers["bbb"] is not run.trainers["bbb"]
-    assert after.trainers["standard"] is run.trainers["standard"]
+    assert after.cfg.train.kl_weight == 0.0 and after.jobs["bbb"] is not run.jobs["bbb"]
+    assert after.jobs["standard"] is run.jobs["standard"]
     assert _data(_chart(at, "fit")) != before
     assert at.query_params["kl"] == "0.0"
 
@@ -183,14 +183,14 @@ def test_pause_step_and_reset():
     _run(at)
     run = at.session_state["live_run"]
     assert not run.playing and at.button[0].label == "Play"
-    epoch = run.trainers["bbb"].epoch
+    epoch = run.jobs["bbb"].epoch
     at.button[1].click()  # Step: epochs // 20
     _run(at)
-    assert at.session_state["live_run"].trainers["bbb"].epoch == epoch + run.epochs // 20
+    assert at.session_state["live_run"].jobs["bbb"].epoch == epoch + run.epochs // 20
     at.button[2].click()  # Reset
     _run(at)
     run = at.session_state["live_run"]
-    assert run.trainers["bbb"].epoch == 0 and not run.playing
+    assert run.jobs["bbb"].epoch == 0 and not run.playing
 
 
 def test_bad_hidden_layers_show_what_to_change_and_keep_the_last_run():
@@ -253,7 +253,7 @@ def test_a_link_for_a_run_of_days_says_so_and_waits_for_play():
 
     at = _page(**HEAVY)
     run = at.session_state["live_run"]
-    assert not run.playing and all(t.epoch == 0 for t in run.trainers.values())
+    assert not run.playing and all(t.epoch == 0 for t in run.jobs.values())
     (warning,) = [w.value for w in at.warning if "would train for about" in w.value]
     assert "days" in warning and "Play" in warning
     assert [b.label for b in at.button][0] == "Play"

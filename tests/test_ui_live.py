@@ -44,8 +44,8 @@ def test_ticks_train_every_model_to_the_end_and_finish_computes_metrics():
     assert run.active and not run.done and run.progress() == 0.0
     _run_to_end(run)
     assert run.done and not run.active and run.finished_after is not None
-    assert all(t.epoch == 15 for t in run.trainers.values())
-    assert len(run.trainers["bbb"].history) == 15
+    assert all(t.epoch == 15 for t in run.jobs.values())
+    assert len(run.jobs["bbb"].history) == 15
     assert run.progress() == 1.0
     metrics = live.finish(run)
     assert set(metrics) == set(KINDS)
@@ -90,7 +90,7 @@ def test_result_does_not_depend_on_how_training_is_sliced():
     _run_to_end(b, seconds=10.0)
     for kind in KINDS:
         torch.testing.assert_close(
-            _weights(a.trainers[kind].model), _weights(b.trainers[kind].model)
+            _weights(a.jobs[kind].model), _weights(b.jobs[kind].model)
         )
 
 
@@ -102,8 +102,8 @@ def test_same_settings_keep_the_run_and_the_kl_weight_retrains_only_bbb():
         run, "regression", replace(cfg, train=replace(cfg.train, kl_weight=0.1)), KINDS
     )
     assert moved is not run and moved.playing
-    assert moved.trainers["standard"] is run.trainers["standard"]
-    assert moved.trainers["bbb"] is not run.trainers["bbb"]
+    assert moved.jobs["standard"] is run.jobs["standard"]
+    assert moved.jobs["bbb"] is not run.jobs["bbb"]
     assert moved.dataset is run.dataset
 
 
@@ -113,17 +113,17 @@ def test_prediction_samples_retrain_nothing_and_a_new_baseline_trains_alone():
     more = live.update_run(
         run, "regression", replace(cfg, train=replace(cfg.train, pred_samples=50)), KINDS
     )
-    assert all(more.trainers[k] is run.trainers[k] for k in KINDS)
+    assert all(more.jobs[k] is run.jobs[k] for k in KINDS)
     with_dropout = live.update_run(more, "regression", more.cfg, (*KINDS, "dropout"))
-    assert all(with_dropout.trainers[k] is run.trainers[k] for k in KINDS)
-    assert with_dropout.trainers["dropout"].cfg.model.kind == "dropout"
+    assert all(with_dropout.jobs[k] is run.jobs[k] for k in KINDS)
+    assert with_dropout.jobs["dropout"].cfg.model.kind == "dropout"
 
 
 def test_prior_parameters_of_another_family_do_not_retrain():
     cfg = _cfg()
     run = _train(cfg)
     other = replace(cfg, prior=replace(cfg.prior, b=0.1))  # laplace's b, prior is gaussian
-    assert live.update_run(run, "regression", other, KINDS).trainers["bbb"] is run.trainers["bbb"]
+    assert live.update_run(run, "regression", other, KINDS).jobs["bbb"] is run.jobs["bbb"]
 
 
 def test_data_change_retrains_everything_on_the_new_data():
@@ -131,7 +131,7 @@ def test_data_change_retrains_everything_on_the_new_data():
     run = _train(cfg)
     new = live.update_run(run, "regression", replace(cfg, seed=1), KINDS)
     assert new.dataset is not run.dataset
-    assert all(new.trainers[k] is not run.trainers[k] for k in KINDS)
+    assert all(new.jobs[k] is not run.jobs[k] for k in KINDS)
 
 
 def test_continue_starts_from_the_current_posterior():
@@ -141,9 +141,9 @@ def test_continue_starts_from_the_current_posterior():
     moved = live.update_run(
         run, "regression", replace(cfg, train=replace(cfg.train, kl_weight=0.1)), KINDS, "continue"
     )
-    bbb = moved.trainers["bbb"]
-    assert bbb.epoch == 0 and bbb is not run.trainers["bbb"]
-    torch.testing.assert_close(_weights(bbb.model), _weights(run.trainers["bbb"].model))
+    bbb = moved.jobs["bbb"]
+    assert bbb.epoch == 0 and bbb is not run.jobs["bbb"]
+    torch.testing.assert_close(_weights(bbb.model), _weights(run.jobs["bbb"].model))
 
 
 def test_continue_after_an_architecture_change_starts_from_scratch_with_a_notice():
@@ -151,7 +151,7 @@ def test_continue_after_an_architecture_change_starts_from_scratch_with_a_notice
     run = _train(cfg)
     wider = replace(cfg, model=replace(cfg.model, hidden=(16,)))
     moved = live.update_run(run, "regression", wider, KINDS, "continue")
-    assert moved.trainers["bbb"].cfg.model.hidden == (16,)
+    assert moved.jobs["bbb"].cfg.model.hidden == (16,)
     assert len(moved.notices) == 2 and "from scratch" in moved.notices[0]
 
 
@@ -170,16 +170,16 @@ def test_divergence_stops_the_run_with_a_message(monkeypatch):
 def test_step_pauses_and_reset_goes_back_to_epoch_zero():
     run = _train(_cfg(epochs=40))
     assert live.step_run(run) == 2 * 2  # epochs // 20 for each model
-    assert not run.playing and run.trainers["bbb"].epoch == 2
+    assert not run.playing and run.jobs["bbb"].epoch == 2
     fresh = live.reset_run(run)
-    assert not fresh.playing and all(t.epoch == 0 for t in fresh.trainers.values())
+    assert not fresh.playing and all(t.epoch == 0 for t in fresh.jobs.values())
     assert fresh.dataset is run.dataset
 
 
 def test_a_new_page_starts_a_new_run():
     run = _train(_cfg())
     other = live.update_run(run, "classification", _cfg("moons"), KINDS)
-    assert other.page == "classification" and other.trainers["bbb"] is not run.trainers["bbb"]
+    assert other.page == "classification" and other.jobs["bbb"] is not run.jobs["bbb"]
 
 
 @pytest.mark.parametrize("kind", ["standard", "dropout", "ensemble"])
@@ -225,7 +225,7 @@ def test_a_run_is_unchanged_by_an_images_training_and_global_reseeds_in_another_
         assert live.finish(run) == expected
         for kind in KINDS:
             assert torch.equal(
-                _weights(run.trainers[kind].model), _weights(alone.trainers[kind].model)
+                _weights(run.jobs[kind].model), _weights(alone.jobs[kind].model)
             )
     finally:
         stop.set()
@@ -255,15 +255,15 @@ def test_the_prior_retrains_map_and_bbb_and_the_kl_weight_only_bbb():
     narrow = live.update_run(
         run, "priors", replace(cfg, prior=replace(cfg.prior, sigma=0.1)), kinds
     )
-    assert narrow.trainers["standard"] is run.trainers["standard"]
-    assert narrow.trainers["map"] is not run.trainers["map"]
-    assert narrow.trainers["bbb"] is not run.trainers["bbb"]
-    assert narrow.trainers["map"].cfg.prior.sigma == 0.1
+    assert narrow.jobs["standard"] is run.jobs["standard"]
+    assert narrow.jobs["map"] is not run.jobs["map"]
+    assert narrow.jobs["bbb"] is not run.jobs["bbb"]
+    assert narrow.jobs["map"].cfg.prior.sigma == 0.1
     weighted = live.update_run(
         narrow, "priors", replace(narrow.cfg, train=replace(cfg.train, kl_weight=0.1)), kinds
     )
-    assert weighted.trainers["map"] is narrow.trainers["map"]
-    assert weighted.trainers["bbb"] is not narrow.trainers["bbb"]
+    assert weighted.jobs["map"] is narrow.jobs["map"]
+    assert weighted.jobs["bbb"] is not narrow.jobs["bbb"]
     _run_to_end(weighted)
     assert live.samples_for(weighted, "map") == 1
     assert live.predictions(weighted)["map"].epistemic_var.abs().max() == 0
@@ -276,5 +276,5 @@ def test_what_a_page_recorded_of_a_kept_model_stays_with_it():
     changed = live.update_run(
         run, "regression", replace(cfg, train=replace(cfg.train, kl_weight=0.5)), KINDS
     )
-    assert changed.trainers["standard"] is run.trainers["standard"]
+    assert changed.jobs["standard"] is run.jobs["standard"]
     assert changed.series == {"standard": [(1, 0.6)]}  # BBB retrains: its record starts anew

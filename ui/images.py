@@ -303,7 +303,7 @@ def live_scores(run: live.LiveRun) -> dict[str, Any]:
         seed = derive_seed(run.cfg.seed, live.PREDICT_STREAM)
         x, y, x_ood = ds.x_test[:LIVE_IMAGES], ds.y_test[:LIVE_IMAGES], ds.ood[ood][:LIVE_IMAGES]
         scores = {}
-        for kind, trainer in run.trainers.items():
+        for kind, trainer in run.jobs.items():
             n, snapshot = live.samples_for(run, kind), trainer.snapshot
             test = predict_images(snapshot.model, x, n, seed)
             other = predict_images(snapshot.model, x_ood, n, seed)
@@ -332,7 +332,7 @@ def finished(run: live.LiveRun) -> Finished | None:
         return None
 
     def compute() -> Finished:
-        models = {kind: t.model for kind, t in run.trainers.items()}
+        models = {kind: t.model for kind, t in run.jobs.items()}
         ds, cfg = run.dataset, run.cfg
         rng = derive_seed(cfg.seed, ANALYSIS_STREAM)
         result = analyse(models, ds, cfg.train.pred_samples, primary_ood(ds, cfg), rng=rng)
@@ -351,7 +351,7 @@ def metrics(run: live.LiveRun) -> dict[str, dict[str, float]]:
 
 
 def _model_choice(run: live.LiveRun, key: str) -> str:
-    kinds = list(run.trainers)
+    kinds = list(run.jobs)
     return st.radio("Model", kinds, horizontal=True, format_func=model_label, key=key)
 
 
@@ -361,7 +361,7 @@ def progress_section(run: live.LiveRun, done: Finished | None) -> None:
     if done is None:
         live_scores(run)
     else:
-        for kind, trainer in run.trainers.items():
+        for kind, trainer in run.jobs.items():
             points = run.series.setdefault(kind, [])
             if not points or points[-1][0] < trainer.epoch:
                 points.append((trainer.epoch, done.analysis.metrics[kind]["accuracy"]))
@@ -369,7 +369,7 @@ def progress_section(run: live.LiveRun, done: Finished | None) -> None:
     accuracy = accuracy_figure(run.series, run.epochs)
     accuracy.update_layout(height=CHART_HEIGHT)
     left.plotly_chart(accuracy, key=f"{PAGE}-accuracy")
-    losses = loss_figure(run.trainers["bbb"].history, n_train=run.dataset.n_train)
+    losses = loss_figure(run.jobs["bbb"].history, n_train=run.dataset.n_train)
     losses.update_layout(height=CHART_HEIGHT, title_text="BBB training: the terms of the ELBO")
     right.plotly_chart(losses, key=f"{PAGE}-loss")
 
@@ -476,7 +476,7 @@ def _sweeps(run: live.LiveRun, done: Finished, index: int) -> dict[str, Rotation
         image, samples = run.dataset.x_test[index], run.cfg.train.pred_samples
         rng = derive_seed(run.cfg.seed, ANALYSIS_STREAM, index)
         done.sweeps[index] = {
-            k: rotation_sweep(run.trainers[k].model, image, angles, samples, bg, rng=rng)
+            k: rotation_sweep(run.jobs[k].model, image, angles, samples, bg, rng=rng)
             for k in ("bbb", "standard")
         }
         while len(done.sweeps) > SWEEPS_KEPT:

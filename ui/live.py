@@ -22,7 +22,7 @@ fragment redraws the charts from their latest snapshots.
   the epochs. **Reset** starts a private run of the same settings at epoch 0, paused. A knob
   moved afterwards goes back to the shared runs.
 - `tick(run, seconds)` trains the unfinished models in the caller's thread (the step function,
-  also the first frame's); `step_run` trains a fixed number of epochs; `reset_run` goes back to
+  as tests drive it); `step_run` trains a fixed number of epochs; `reset_run` goes back to
   epoch 0.
 - `predictions(run, x_name)` and `finish(run)`: the predictive on the plotted inputs (fewer Monte
   Carlo samples while training, all of them once finished) and the metrics. Predictives are
@@ -166,7 +166,9 @@ class LiveRun:
     cfg: RunConfig  # the settings (model.kind is ignored: see `kind_config`)
     kinds: tuple[str, ...]  # the models, "bbb" first
     dataset: Dataset
-    jobs: dict[str, Job]  # the models' trainings, shared or private
+    # the models' trainings by kind, shared or private; each reads like its trainer (`model`,
+    # `history`, `epoch`, `cfg`, `seconds`, `device`, `done`), from its latest snapshot
+    jobs: dict[str, Job]
     token: int = field(default_factory=lambda: next(_tokens))  # the session, as a watcher
     store: Store | None = field(default=None, repr=False)  # where shared jobs come from
     share: bool = False  # whether this run's jobs may be shared (generated data)
@@ -177,12 +179,6 @@ class LiveRun:
     finished_after: float | None = None  # wall seconds from start to the last model done
     watched_training: bool = False  # whether this tab saw the run unfinished
     draw_seconds: float = 0.0  # how long the last redraw took
-
-    @property
-    def trainers(self) -> dict[str, Job]:
-        """The models' jobs by kind: each reads like its trainer (`model`, `history`, `epoch`,
-        `cfg`, `seconds`, `device`, `done`), from its latest snapshot."""
-        return self.jobs
 
     @property
     def series(self) -> _Series:
@@ -581,6 +577,15 @@ def sync_run(
     return run
 
 
+def _watched(run: LiveRun) -> LiveRun:
+    """`run` (started again if some of its models stopped while no tab watched them), marked as
+    watched by this tab now."""
+    if run.dropped:
+        run = _revive(run)
+    run.watch()
+    return run
+
+
 def _revive(run: LiveRun) -> LiveRun:
     """A run some of whose models stopped while no session watched them, started again."""
     fresh = update_run(
@@ -657,9 +662,7 @@ def _body(
     run = current_run(page)
     if run is None:
         return
-    if run.dropped:
-        run = _revive(run)
-    run.watch()
+    run = _watched(run)
     if timed and not run.active:  # finished or stopped since the timer started: a full rerun
         st.rerun()  # shows the result and drops the timer
     with st.container(key=f"{page}-live"):
@@ -772,9 +775,7 @@ def live_panel(
             return None
     if run is None:
         return None
-    if run.dropped:
-        run = _revive(run)
-    run.watch()
+    run = _watched(run)
     if _DEBUG:
         print(f"[live] panel {time.perf_counter() - run.started:7.3f}", file=sys.stderr)
     for notice in run.notices:  # as long as this run is shown (a knob starts a new one)
