@@ -36,7 +36,6 @@ from .process import SMALL_MODEL  # parameters: below this, "auto" keeps a model
 from .rng import Streams, use
 
 
-
 class TrainingDiverged(RuntimeError):
     """The loss became NaN or infinite."""
 
@@ -62,9 +61,10 @@ def resolve_device(name: str = "auto", n_params: int | None = None) -> torch.dev
 @dataclass(frozen=True)
 class Progress:
     """One epoch's report. nll is summed over the epoch's points (averaged over MC samples), kl is
-    the full KL[q || p] of the epoch's last training pass (before its update), elbo = -(nll + kl) and loss = nll + the weighted KL terms
-    actually optimised (kl_weight, schedule). For a "map" network kl is -log p(w) (the prior's
-    term, `losses.map_loss`) and elbo the log joint log p(D, w)."""
+    the full KL[q || p] of the epoch's last training pass (before its update), elbo = -(nll + kl)
+    and loss = nll + the weighted KL terms actually optimised (kl_weight, schedule). For a "map"
+    network kl is -log p(w) (the prior's term, `losses.map_loss`) and elbo the log joint
+    log p(D, w)."""
 
     step: int  # optimiser steps so far
     epoch: int  # epochs completed
@@ -135,9 +135,7 @@ def step_objective(
     compiled = torch.compile(objective, mode=compile, dynamic=False)
     share_buffer: Tensor | None = None
 
-    def compiled_objective(
-        xb: Tensor, yb: Tensor, share: float | Tensor
-    ) -> tuple[Tensor, ...]:
+    def compiled_objective(xb: Tensor, yb: Tensor, share: float | Tensor) -> tuple[Tensor, ...]:
         nonlocal share_buffer
         if not isinstance(share, Tensor):  # a new float would compile anew: pass it as a tensor
             if share_buffer is None:

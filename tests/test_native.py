@@ -27,8 +27,8 @@ import torch.nn.functional as F
 
 from bbb_core import native, posterior
 from bbb_core.layers import BayesianConv2d, BayesianLinear
-from bbb_core.posterior import Draw
 from bbb_core.native import NativePosterior
+from bbb_core.posterior import Draw
 from bbb_core.priors import LaplacePrior, ScaleMixturePrior, gaussian_log_prob, kl_gaussian
 
 ROOT = Path(__file__).resolve().parents[1]

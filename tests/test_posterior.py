@@ -11,7 +11,6 @@ import pytest
 import torch
 import torch.nn.functional as F
 from conftest import assert_close
-
 from torch.distributions import Normal, kl_divergence
 
 from bbb_core import native, posterior, rng
@@ -19,7 +18,7 @@ from bbb_core.config import DataConfig, ModelConfig, PriorConfig
 from bbb_core.data import make_dataset
 from bbb_core.layers import BayesianLinear, bayesian_layers
 from bbb_core.models import build_model
-from bbb_core.posterior import Draw, Posterior
+from bbb_core.posterior import Posterior
 from bbb_core.priors import GaussianPrior, LaplacePrior, ScaleMixturePrior, gaussian_log_prob
 
 
@@ -37,9 +36,7 @@ def _moments_are_standard_normal(z: torch.Tensor) -> None:
 
 
 @pytest.mark.parametrize("with_native", [True, False])
-def test_standard_normal_is_seeded_by_its_streams_and_picks_its_sampler(
-    monkeypatch, with_native
-):
+def test_standard_normal_is_seeded_by_its_streams_and_picks_its_sampler(monkeypatch, with_native):
     if with_native and not native.available():
         pytest.skip(f"no native kernels: {native.failure}")
     if not with_native:

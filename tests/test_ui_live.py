@@ -89,9 +89,7 @@ def test_result_does_not_depend_on_how_training_is_sliced():
         torch.rand(10)  # someone else using the global RNG
     _run_to_end(b, seconds=10.0)
     for kind in KINDS:
-        torch.testing.assert_close(
-            _weights(a.jobs[kind].model), _weights(b.jobs[kind].model)
-        )
+        torch.testing.assert_close(_weights(a.jobs[kind].model), _weights(b.jobs[kind].model))
 
 
 def test_same_settings_keep_the_run_and_the_kl_weight_retrains_only_bbb():
@@ -224,9 +222,7 @@ def test_a_run_is_unchanged_by_an_images_training_and_global_reseeds_in_another_
         _run_to_end(run, seconds=0.02)
         assert live.finish(run) == expected
         for kind in KINDS:
-            assert torch.equal(
-                _weights(run.jobs[kind].model), _weights(alone.jobs[kind].model)
-            )
+            assert torch.equal(_weights(run.jobs[kind].model), _weights(alone.jobs[kind].model))
     finally:
         stop.set()
         neighbour.join()
