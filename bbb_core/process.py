@@ -26,11 +26,16 @@ _MMAP_FROM = 32 << 20  # bytes: blocks at least this large are still mapped and 
 _allocator_tuned = False
 
 
+def is_small(model: nn.Module) -> bool:
+    """Whether `model` has under SMALL_MODEL parameters: its operations are too small to split
+    across threads, and its training is bound by Python's per-operation overhead."""
+    return sum(p.numel() for p in model.parameters()) < SMALL_MODEL
+
+
 def threads_for(model: nn.Module) -> int:
-    """Intra-op CPU threads that train `model` fastest: 1 below SMALL_MODEL parameters, else
+    """Intra-op CPU threads that train `model` fastest: 1 for a small one (`is_small`), else
     the process's default (every core)."""
-    small = sum(p.numel() for p in model.parameters()) < SMALL_MODEL
-    return 1 if small else _DEFAULT_THREADS
+    return 1 if is_small(model) else _DEFAULT_THREADS
 
 
 def configure_threads(threads: int) -> None:

@@ -108,10 +108,9 @@ def draw(run: live.LiveRun) -> None:
     frame = exports.regression_frame if regression else exports.classification_frame
     metrics = {estimate_label(k): v for k, v in run.metrics.items()}
     exports.results(PAGE, cfg, metrics, lambda: frame(run.dataset, preds))
-    table = weights_table(mle, map_, bbb).to_csv(index=False)
     st.download_button(
         "Weights (CSV)",
-        table,
+        lambda: weights_table(mle, map_, bbb).to_csv(index=False),  # when pressed
         file_name=f"bbb_{PAGE}_weights.csv",
         mime="text/csv",
         on_click="ignore",
@@ -121,7 +120,7 @@ def draw(run: live.LiveRun) -> None:
 
 
 def histories(run: live.LiveRun) -> dict:
-    return {kind: trainer.history for kind, trainer in run.jobs.items()}
+    return {kind: job.history for kind, job in run.jobs.items()}
 
 
 def pruning(run: live.LiveRun) -> tuple[dict, str]:

@@ -101,7 +101,8 @@ def results(
     data_label: str = "Plotted data",
 ) -> None:
     """The metrics table (once finished) and the downloads: config, the data (`data()`, called
-    only then; `data_label` names it, e.g. "Test predictions") and metrics."""
+    only when the button is pressed: every finished view of every tab draws the buttons;
+    `data_label` names it, e.g. "Test predictions") and metrics."""
     if metrics is None:
         st.caption("The metrics table and the downloads appear when training finishes.")
         return
@@ -110,7 +111,12 @@ def results(
     st.dataframe(frame, column_config={c: number for c in frame.columns}, key=f"{page}-metrics")
     downloads = [
         ("Config (JSON)", config_json(cfg), "config.json", "application/json"),
-        (f"{data_label} (CSV)", data().to_csv(index=False), _file_name(data_label), "text/csv"),
+        (
+            f"{data_label} (CSV)",
+            lambda: data().to_csv(index=False),
+            _file_name(data_label),
+            "text/csv",
+        ),
         ("Metrics (CSV)", metrics_csv(metrics), "metrics.csv", "text/csv"),
     ]
     for col, (label, text, name, mime) in zip(st.columns(3), downloads, strict=True):

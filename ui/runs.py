@@ -53,7 +53,7 @@ from torch import nn
 
 from bbb_core import Trainer, TrainingDiverged
 from bbb_core.plots import model_label
-from bbb_core.process import SMALL_MODEL
+from bbb_core.process import is_small
 
 SLICE_SECONDS = 0.2  # one turn of a worker on one job (at least one epoch)
 PUBLISH_SECONDS = 1.0  # a training job publishes a new snapshot at most this often
@@ -146,7 +146,7 @@ class Job:
         self.series: list | None = None  # what a page records frame by frame for this model
         self.watchers: dict[int, tuple[float, bool]] = {}  # token -> (last seen, wants training)
         self.queued = False  # in the pool's queue or in a worker (guarded by the pool)
-        self.large = sum(p.numel() for p in trainer.model.parameters()) >= SMALL_MODEL
+        self.large = not is_small(trainer.model)
         self._lock = threading.Lock()  # held while the trainer trains
         self.snapshot = Snapshot(trainer, final=trainer.done)
         self._published = time.monotonic()
