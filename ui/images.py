@@ -303,8 +303,8 @@ def live_scores(run: live.LiveRun) -> dict[str, Any]:
         seed = derive_seed(run.cfg.seed, live.PREDICT_STREAM)
         x, y, x_ood = ds.x_test[:LIVE_IMAGES], ds.y_test[:LIVE_IMAGES], ds.ood[ood][:LIVE_IMAGES]
         scores = {}
-        for kind, trainer in run.jobs.items():
-            n, snapshot = live.samples_for(run, kind), trainer.snapshot
+        for kind, job in run.jobs.items():
+            n, snapshot = live.samples_for(run, kind), job.snapshot
             test = predict_images(snapshot.model, x, n, seed)
             other = predict_images(snapshot.model, x_ood, n, seed)
             scores[kind] = scores_from_predictives(test, {ood: other})
@@ -332,7 +332,7 @@ def finished(run: live.LiveRun) -> Finished | None:
         return None
 
     def compute() -> Finished:
-        models = {kind: t.model for kind, t in run.jobs.items()}
+        models = {kind: job.model for kind, job in run.jobs.items()}
         ds, cfg = run.dataset, run.cfg
         rng = derive_seed(cfg.seed, ANALYSIS_STREAM)
         result = analyse(models, ds, cfg.train.pred_samples, primary_ood(ds, cfg), rng=rng)
@@ -361,10 +361,10 @@ def progress_section(run: live.LiveRun, done: Finished | None) -> None:
     if done is None:
         live_scores(run)
     else:
-        for kind, trainer in run.jobs.items():
+        for kind, job in run.jobs.items():
             points = run.series.setdefault(kind, [])
-            if not points or points[-1][0] < trainer.epoch:
-                points.append((trainer.epoch, done.analysis.metrics[kind]["accuracy"]))
+            if not points or points[-1][0] < job.epoch:
+                points.append((job.epoch, done.analysis.metrics[kind]["accuracy"]))
     left, right = st.columns(2)
     accuracy = accuracy_figure(run.series, run.epochs)
     accuracy.update_layout(height=CHART_HEIGHT)
