@@ -26,6 +26,8 @@ Neural Networks", ICML 2015; the entropy / mutual-information split as in Depewe
 
 from __future__ import annotations
 
+import copy
+import functools
 import math
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -34,6 +36,7 @@ import numpy as np
 import pandas as pd
 import plotly.colors
 import plotly.graph_objects as go
+import plotly.io
 import torch
 from plotly.subplots import make_subplots
 
@@ -138,6 +141,25 @@ def _pct(level: float) -> str:
     return f"{100 * level:g} %"
 
 
+def _house(title: str, height: int = 440, above_px: int = 0) -> dict[str, Any]:
+    """The house layout (title top left, legend in a row above the plot), without template.
+
+    `above_px` lifts the legend that many pixels higher, clear of subplot titles.
+    """
+    top = (80 if title else 40) + above_px
+    plot_px = max(height - top - 50, 1)
+    return dict(
+        title=dict(text=title, x=0.01, xanchor="left", y=0.98, yanchor="top", font=dict(size=18)),
+        font=dict(size=13),
+        height=height,
+        margin=dict(l=60, r=20, t=top, b=50),
+        legend=dict(
+            orientation="h", x=0, xanchor="left", y=1 + above_px / plot_px, yanchor="bottom"
+        ),
+        hoverlabel=dict(font=dict(size=13)),
+    )
+
+
 def _style(
     fig: go.Figure,
     title: str,
@@ -147,30 +169,83 @@ def _style(
     above_px: int = 0,
     **layout: Any,
 ) -> go.Figure:
-    """The house layout: white template, title top left, legend in a row above the plot.
-
-    `above_px` lifts the legend that many pixels higher, clear of subplot titles. `layout` adds
-    more layout properties in the same update.
-    """
-    top = (80 if title else 40) + above_px
-    plot_px = max(height - top - 50, 1)
-    fig.update_layout(
-        template="plotly_white",
-        title=dict(text=title, x=0.01, xanchor="left", y=0.98, yanchor="top", font_size=18),
-        font=dict(size=13),
-        height=height,
-        margin=dict(l=60, r=20, t=top, b=50),
-        legend=dict(
-            orientation="h", x=0, xanchor="left", y=1 + above_px / plot_px, yanchor="bottom"
-        ),
-        hoverlabel=dict(font_size=13),
-        **layout,
-    )
+    """The house layout on `fig`, white template; axis titles on every x / y axis. `layout` adds
+    more layout properties in the same update."""
+    fig.update_layout(template="plotly_white", **_house(title, height, above_px), **layout)
     if x_title is not None:
         fig.update_xaxes(title_text=x_title)
     if y_title is not None:
         fig.update_yaxes(title_text=y_title)
     return fig
+
+
+@functools.cache
+def _white() -> dict[str, Any]:
+    """plotly's "plotly_white" template as plain data (read once; callers get copies)."""
+    return plotly.io.templates["plotly_white"].to_plotly_json()
+
+
+def _merged(base: dict, more: Mapping) -> dict:
+    """`base` updated by `more`, nested dicts merged rather than replaced (in place)."""
+    for key, value in more.items():
+        if isinstance(value, Mapping) and isinstance(base.get(key), dict):
+            _merged(base[key], value)
+        else:
+            base[key] = value
+    return base
+
+
+def _figure(
+    traces: Sequence[go.Scatter | go.Heatmap | dict],
+    title: str,
+    x_title: str | None = None,
+    y_title: str | None = None,
+    height: int = 440,
+    above_px: int = 0,
+    **layout: Any,
+) -> go.Figure:
+    """A figure of finished `traces` in the house layout (`_style`'s), assembled in one go.
+
+    The traces validated themselves when built; the layout is written out in full (nested dicts,
+    no `title_text` shorthand), so the figure skips plotly's property-by-property validation of
+    the whole tree: the live pages rebuild their figures every second for every run, and that
+    validation cost ten times the rest. `x_title` / `y_title` name the first x / y axis.
+    `tests/test_plots.py` checks every such figure against plotly's validated form.
+    """
+    spec = _house(title, height, above_px)
+    spec["template"] = copy.deepcopy(_white())
+    for axis, text in (("xaxis", x_title), ("yaxis", y_title)):
+        if text is not None:
+            spec[axis] = dict(title=dict(text=text))
+    _merged(spec, layout)
+    data = [t if isinstance(t, dict) else t.to_plotly_json() for t in traces]
+    return go.Figure(dict(data=data, layout=spec), _validate=False)
+
+
+@functools.lru_cache(maxsize=32)
+def _grid_layout(rows: int, cols: int, titles: tuple[str, ...] = (), **spacing: Any) -> dict:
+    """`make_subplots`' axes (and subplot titles) for a rows x cols grid, without template."""
+    layout = make_subplots(rows=rows, cols=cols, subplot_titles=titles or None, **spacing)
+    spec = layout.layout.to_plotly_json()
+    spec.pop("template", None)
+    return spec
+
+
+def _subplots(rows: int, cols: int, titles: Sequence[str] = (), **spacing: Any) -> dict:
+    """A copy of `_grid_layout` to fill in (its cache is shared and read-only)."""
+    return copy.deepcopy(_grid_layout(rows, cols, tuple(titles), **spacing))
+
+
+def _axes(row: int, col: int, cols: int) -> dict[str, str]:
+    """The trace properties that put a trace in cell (row, col) of a grid `cols` wide."""
+    n = (row - 1) * cols + col
+    suffix = "" if n == 1 else str(n)
+    return dict(xaxis=f"x{suffix}", yaxis=f"y{suffix}")
+
+
+def _axis_key(letter: str, n: int) -> str:
+    """The layout key of axis `n` (1-based) of `letter` ("x" or "y"): xaxis, xaxis2, ..."""
+    return f"{letter}axis" if n == 1 else f"{letter}axis{n}"
 
 
 _SUBPLOT_TITLE_PX = 26  # room for subplot titles between the legend and the plots
@@ -239,50 +314,72 @@ def prior_density_figure(
     `y_max` caps the y axis (e.g. to see the Gaussian next to the mixture's tall spike).
     """
     w = _weight_axis(w_max)
-    fig = go.Figure()
-    for i, (name, prior) in enumerate(priors.items()):
+    curves = []
+    for name, prior in priors.items():
         lp = _np(prior.log_prob(torch.as_tensor(w, dtype=torch.float64)))
-        fig.add_trace(
-            go.Scatter(
-                x=w,
-                y=lp if log else np.exp(lp),
-                mode="lines",
-                name=name,
-                line=dict(color=SERIES_COLORS[i % len(SERIES_COLORS)], width=2.5),
-                hovertemplate="w = %{x:.4f}<br>"
-                + ("log p(w)" if log else "p(w)")
-                + " = %{y:.4g}<extra>"
-                + name
-                + "</extra>",
-            )
+        curves.append((name, lp if log else np.exp(lp)))
+    traces = [
+        go.Scatter(
+            x=w,
+            y=y,
+            mode="lines",
+            name=name,
+            line=dict(color=SERIES_COLORS[i % len(SERIES_COLORS)], width=2.5),
+            hovertemplate="w = %{x:.4f}<br>"
+            + ("log p(w)" if log else "p(w)")
+            + " = %{y:.4g}<extra>"
+            + name
+            + "</extra>",
         )
+        for i, (name, y) in enumerate(curves)
+    ]
     y_title = "log density log p(w)" if log else "density p(w)"
-    _style(fig, "Prior over one weight", "weight w", y_title)
+    axis = {}
     if y_max is not None:
-        low = min((float(np.min(t.y)) for t in fig.data), default=0.0) if log else 0.0
-        fig.update_yaxes(range=[low, y_max])
-    return fig
+        low = min((float(np.min(y)) for _, y in curves), default=0.0) if log else 0.0
+        axis = dict(yaxis=dict(range=[low, y_max]))
+    return _figure(traces, "Prior over one weight", "weight w", y_title, **axis)
 
 
 # --- regression ---------------------------------------------------------------------------------
 
 
-def _shade_out_of_range(fig: go.Figure, x: np.ndarray, in_range) -> None:
-    """Light grey spans where `in_range` is False, each marked "no training data"."""
-    if in_range is None:
-        return
-    for first, last in _runs(~_np(in_range, dtype=bool)):
-        fig.add_vrect(
-            x0=x[first],
-            x1=x[last],
-            fillcolor="lightgrey",
-            opacity=0.3,
-            layer="below",
-            line_width=0,
-            annotation_text="no training data",
-            annotation_position="top",
-            annotation_font=dict(size=11, color="#666666"),
+def _out_of_range(x: np.ndarray, in_range) -> dict[str, list[dict]]:
+    """Layout shapes: light grey spans where `in_range` is False, each marked "no training
+    data" at its top (what plotly's `add_vrect` writes)."""
+    spans = [] if in_range is None else _runs(~_np(in_range, dtype=bool))
+    shapes, notes = [], []
+    for first, last in spans:
+        x0, x1 = float(x[first]), float(x[last])
+        shapes.append(
+            dict(
+                type="rect",
+                xref="x",
+                yref="y domain",
+                x0=x0,
+                x1=x1,
+                y0=0,
+                y1=1,
+                fillcolor="lightgrey",
+                opacity=0.3,
+                layer="below",
+                line=dict(width=0),
+            )
         )
+        notes.append(
+            dict(
+                text="no training data",
+                xref="x",
+                yref="y domain",
+                x=(x0 + x1) / 2,
+                y=1,
+                xanchor="center",
+                yanchor="top",
+                showarrow=False,
+                font=dict(size=11, color="#666666"),
+            )
+        )
+    return dict(shapes=shapes, annotations=notes) if shapes else {}
 
 
 def _regression_traces(
@@ -389,27 +486,30 @@ def regression_figure(
     other kinds their mean and a lighter total band. The y axis spans the data, not wild bands.
     """
     x = _np(dataset.x_grid)[:, 0]  # (G,)
-    fig = go.Figure()
-    _shade_out_of_range(fig, x, dataset.in_range)
     kinds = sorted(predictives, key=lambda k: k == "bbb")  # BBB last, so drawn on top
     layers = [
         _regression_traces(k, i, x, predictives[k], level, show_draws, max_draws)
         for i, k in enumerate(kinds)
     ]
-    for back, _ in layers:
-        fig.add_traces(back)
-    fig.add_trace(training_points(dataset))
-    fig.add_traces([front for _, front in layers])
+    traces = [trace for back, _ in layers for trace in back]
+    traces.append(training_points(dataset))
+    traces += [front for _, front in layers]
     if show_truth and dataset.f_grid is not None:
-        fig.add_trace(true_function(dataset))
-    _style(fig, title or f"Regression on {dataset.name}", "input x", "target y", height=480)
+        traces.append(true_function(dataset))
     y = np.concatenate(
         [_np(dataset.y_train)] + ([_np(dataset.f_grid)] if dataset.f_grid is not None else [])
     )
     span = max(float(y.max() - y.min()), 1e-6)
-    fig.update_yaxes(range=[y.min() - 0.6 * span, y.max() + 0.6 * span])
-    fig.update_xaxes(range=[x.min(), x.max()])
-    return fig
+    return _figure(
+        traces,
+        title or f"Regression on {dataset.name}",
+        "input x",
+        "target y",
+        height=480,
+        xaxis=dict(range=[float(x.min()), float(x.max())]),
+        yaxis=dict(range=[float(y.min()) - 0.6 * span, float(y.max()) + 0.6 * span]),
+        **_out_of_range(x, dataset.in_range),
+    )
 
 
 # --- training -----------------------------------------------------------------------------------
@@ -429,10 +529,11 @@ def loss_figure(history: Sequence[Progress], n_train: int | None = None) -> go.F
         ("KL", [p.kl for p in history], "#56B4E9"),
         ("−ELBO", [-p.elbo for p in history], "#000000"),
     ]
-    fig = make_subplots(rows=3, cols=1, shared_xaxes=True, vertical_spacing=0.05)
+    layout = _subplots(3, 1, shared_xaxes=True, vertical_spacing=0.05)
+    traces = []
     for row, (name, values, color) in enumerate(terms, start=1):
         y = np.asarray(values, dtype=np.float64) * scale
-        fig.add_trace(
+        traces.append(
             go.Scatter(
                 x=epochs,
                 y=y,
@@ -440,22 +541,19 @@ def loss_figure(history: Sequence[Progress], n_train: int | None = None) -> go.F
                 name=name,
                 line=dict(color=color, width=2),
                 hovertemplate="epoch %{x}<br>" + name + " = %{y:.4g} " + unit + "<extra></extra>",
-            ),
-            row=row,
-            col=1,
+                **_axes(row, 1, 1),
+            )
         )
         log_axis = y.size > 0 and bool(np.all(y[np.isfinite(y)] > 0))
-        fig.update_yaxes(
-            title_text=f"{name} ({unit})",
+        layout[_axis_key("y", row)].update(
+            title=dict(text=f"{name} ({unit})"),
             type="log" if log_axis else "linear",
             **(_log_ticks(y) if log_axis else {}),
-            row=row,
-            col=1,
         )
-    _style(fig, "Training: the terms of the ELBO", height=560)
-    fig.update_xaxes(title_text="epoch", row=3, col=1)
-    fig.update_layout(showlegend=False)
-    return fig
+    layout[_axis_key("x", 3)]["title"] = dict(text="epoch")
+    return _figure(
+        traces, "Training: the terms of the ELBO", height=560, showlegend=False, **layout
+    )
 
 
 # --- 2-D classification -------------------------------------------------------------------------
@@ -546,21 +644,21 @@ def _square_axes(dataset: Dataset, n: int = 1) -> dict[str, dict]:
     for i in range(1, n + 1):
         suffix = "" if i == 1 else str(i)
         axes[f"xaxis{suffix}"] = dict(
-            range=[xs.min(), xs.max()],
+            range=[float(xs.min()), float(xs.max())],
             constrain="domain",
-            title_text="x₁ (standardised)",
+            title=dict(text="x₁ (standardised)"),
             showgrid=False,
             zeroline=False,
         )
         axes[f"yaxis{suffix}"] = dict(
-            range=[ys.min(), ys.max()],
+            range=[float(ys.min()), float(ys.max())],
             constrain="domain",
             scaleanchor=f"x{suffix}",
             scaleratio=1,
             showgrid=False,
             zeroline=False,
             showticklabels=i == 1,
-            title_text="x₂ (standardised)" if i == 1 else None,
+            **({"title": dict(text="x₂ (standardised)")} if i == 1 else {}),
         )
     return axes
 
@@ -573,20 +671,18 @@ def classification_figure(
     values = _grid_values(pred, quantity)
     zmin, zmax = _z_range(quantity, pred.probs.shape[-1], [values])
     label, scale = _QUANTITIES[quantity]
-    fig = go.Figure(
-        _heatmap(
-            dataset,
-            values,
-            quantity,
-            colorscale=scale,
-            zmin=zmin,
-            zmax=zmax,
-            colorbar=dict(title=dict(text=label, side="right")),
-        )
+    heatmap = _heatmap(
+        dataset,
+        values,
+        quantity,
+        colorscale=scale,
+        zmin=zmin,
+        zmax=zmax,
+        colorbar=dict(title=dict(text=label, side="right")),
     )
-    fig.add_traces(_points(dataset))
-    _style(fig, title or label, height=520, **_square_axes(dataset))
-    return fig
+    return _figure(
+        [heatmap, *_points(dataset)], title or label, height=520, **_square_axes(dataset)
+    )
 
 
 def classification_grid_figure(
@@ -599,25 +695,24 @@ def classification_grid_figure(
     zmin, zmax = _z_range(quantity, n_classes, values)
     label, scale = _QUANTITIES[quantity]
     n = max(len(preds), 1)
-    fig = make_subplots(
-        rows=1, cols=n, subplot_titles=[model_label(k) for k in preds], horizontal_spacing=0.03
-    )
+    layout = _subplots(1, n, [model_label(k) for k in preds], horizontal_spacing=0.03)
+    traces = []
     for col, v in enumerate(values, start=1):
-        fig.add_trace(_heatmap(dataset, v, quantity, coloraxis="coloraxis"), row=1, col=col)
-        for trace in _points(dataset, showlegend=col == 1):
-            fig.add_trace(trace, row=1, col=col)
+        cell = _axes(1, col, n)
+        traces.append(_heatmap(dataset, v, quantity, coloraxis="coloraxis", **cell))
+        traces += [t.update(cell) for t in _points(dataset, showlegend=col == 1)]
     coloraxis = dict(
         colorscale=scale, cmin=zmin, cmax=zmax, colorbar=dict(title=dict(text=label, side="right"))
     )
-    _style(
-        fig,
+    _merged(layout, _square_axes(dataset, n))
+    return _figure(
+        traces,
         title or label,
         height=420,
         above_px=_SUBPLOT_TITLE_PX,
         coloraxis=coloraxis,
-        **_square_axes(dataset, n),
+        **layout,
     )
-    return fig
 
 
 # --- tables and calibration ---------------------------------------------------------------------

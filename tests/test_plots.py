@@ -6,6 +6,7 @@ independently (bands from a normal quantile of `statistics.NormalDist`, densitie
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import replace
 from statistics import NormalDist
@@ -13,6 +14,7 @@ from statistics import NormalDist
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
+import plotly.io
 import pytest
 import torch
 from conftest import assert_close
@@ -681,3 +683,68 @@ def test_figures_serialise_and_stay_light(blundell, moons):
         assert isinstance(fig, go.Figure)
         assert len(fig.data) < 20
         assert len(fig.to_json()) < 2_000_000
+
+
+def _plain(fig: go.Figure) -> dict:
+    """`fig` as the browser receives it (JSON decoded)."""
+    return json.loads(plotly.io.to_json(fig, validate=False))
+
+
+def test_assembled_figures_equal_plotlys_validated_form(blundell, moons):
+    """The live figures skip plotly's property-by-property validation: each must already be
+    what plotly's validation makes of it (every property known, no `title_text` shorthand left
+    unexpanded, axes, shapes and subplot titles where plotly puts them)."""
+    ds, preds = blundell
+    cds, cpreds = moons
+    figures = [
+        regression_figure(ds, preds),
+        loss_figure(_history([1.0, 0.5], [2.0, 1.0])),
+        loss_figure(_history([1.0, -0.5], [2.0, 1.0])),
+        classification_figure(cds, cpreds["bbb"], "entropy"),
+        classification_grid_figure(cds, cpreds, "probability"),
+        prior_density_figure({"p": GaussianPrior(1.0), "q": LaplacePrior(0.5)}, log=True, y_max=2),
+    ]
+    for fig in figures:
+        validated = go.Figure(fig.to_dict())  # raises on an unknown property
+        assert _plain(fig) == _plain(validated)
+
+
+def test_regression_shading_is_plotlys_vrect(blundell):
+    """The spans without training data are the shape and note plotly's `add_vrect` makes."""
+    ds, preds = blundell
+    fig = regression_figure(ds, preds)
+    shape, note = fig.layout.shapes[0], fig.layout.annotations[0]
+    same = go.Figure().add_vrect(
+        x0=shape.x0,
+        x1=shape.x1,
+        fillcolor="lightgrey",
+        opacity=0.3,
+        layer="below",
+        line_width=0,
+        annotation_text="no training data",
+        annotation_position="top",
+        annotation_font=dict(size=11, color="#666666"),
+    )
+    assert shape.to_plotly_json() == same.layout.shapes[0].to_plotly_json()
+    assert note.to_plotly_json() == same.layout.annotations[0].to_plotly_json()
+
+
+def test_subplot_axes_are_make_subplots_axes(moons):
+    """The grid figure's axes and subplot titles are those `make_subplots` lays out, and its
+    cached layout is never changed by a figure built from it."""
+    from plotly.subplots import make_subplots
+
+    cds, cpreds = moons
+    fig = classification_grid_figure(cds, cpreds, "probability")
+    made = make_subplots(rows=1, cols=2, subplot_titles=["BBB", "Standard"], horizontal_spacing=0.03)
+    for key in ("xaxis", "xaxis2", "yaxis", "yaxis2"):
+        assert fig.layout[key].domain == made.layout[key].domain
+        assert fig.layout[key].anchor == made.layout[key].anchor
+    assert [a.text for a in fig.layout.annotations] == ["BBB", "Standard"]
+    assert [(t.xaxis, t.yaxis) for t in fig.data if t.type == "heatmap"] == [
+        ("x", "y"),
+        ("x2", "y2"),
+    ]
+    fig.layout.xaxis.title.text = "changed"
+    again = classification_grid_figure(cds, cpreds, "probability")
+    assert again.layout.xaxis.title.text == "x₁ (standardised)"
