@@ -179,10 +179,19 @@ def _style(
     return fig
 
 
+_TEMPLATE_TRACES = ("scatter", "heatmap")  # the trace types `_figure`'s figures draw
+_TEMPLATE_SUBPLOTS = ("polar", "ternary", "scene", "geo")  # kinds of plots they never make
+
+
 @functools.cache
 def _white() -> dict[str, Any]:
-    """plotly's "plotly_white" template as plain data (read once; callers get copies)."""
-    return plotly.io.templates["plotly_white"].to_plotly_json()
+    """plotly's "plotly_white" template as plain data, for the trace types and subplots
+    `_figure`'s figures use (read once; callers get copies). The rest of the template changes
+    nothing these figures show, and every tab would be sent it with every redraw."""
+    full = plotly.io.templates["plotly_white"].to_plotly_json()
+    data = {kind: full["data"][kind] for kind in _TEMPLATE_TRACES}
+    layout = {k: v for k, v in full["layout"].items() if k not in _TEMPLATE_SUBPLOTS}
+    return dict(data=data, layout=layout)
 
 
 def _merged(base: dict, more: Mapping) -> dict:
@@ -218,8 +227,17 @@ def _figure(
         if text is not None:
             spec[axis] = dict(title=dict(text=text))
     _merged(spec, layout)
-    data = [t if isinstance(t, dict) else t.to_plotly_json() for t in traces]
+    data = [_light(t if isinstance(t, dict) else t.to_plotly_json()) for t in traces]
     return go.Figure(dict(data=data, layout=spec), _validate=False)
+
+
+def _light(trace: dict) -> dict:
+    """`trace` with its float arrays in float32: what the browser gets in every redraw, half the
+    bytes, and more digits than a chart or its hover text shows."""
+    for key, value in trace.items():
+        if isinstance(value, np.ndarray) and value.dtype == np.float64:
+            trace[key] = value.astype(np.float32)
+    return trace
 
 
 @functools.lru_cache(maxsize=32)

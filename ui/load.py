@@ -21,9 +21,12 @@ visitor's huge run slows everyone else's.
 Per wave it reports each tab's time from the wave's start to its final view (median and max),
 the server process's CPU seconds during the wave (user + system, from /proc), its peak resident
 memory, the exceptions shown in any tab, and, after every tab of the wave has closed and
-`--settle` seconds have passed, the server's memory again against its idle level. Linux only (it
-reads /proc). Other processes on the machine slow the numbers down: the load average is printed
-with them.
+`--settle` seconds have passed, the server's memory again against its idle level. For a wave of
+one tab it also trains, in this process after the wave, the models that tab's link trains (the
+page's defaults with its seed), one after the other on one thread as `python -m bbb_core train`
+does, and reports their CPU seconds: a fresh tab's server CPU against its training alone. Linux
+only (it reads /proc). Other processes on the machine slow the numbers down: the load average is
+printed with them.
 """
 
 from __future__ import annotations
@@ -35,7 +38,7 @@ import statistics
 import sys
 import threading
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from ui.bench import CHROMIUM, FINISHED_JS, VIEWPORT, launch_browser, serve, status_selector
@@ -93,19 +96,23 @@ class Wave:
     server_cpu_s: float = 0.0
     peak_rss_mb: float = 0.0
     rss_after_close_mb: float = 0.0  # `settle` seconds after every tab closed
+    alone_cpu_s: float | None = None  # one-tab waves: the tab's models trained alone (CPU s)
 
     def summary(self) -> str:
         times = self.finished_s or [float("nan")]
+        alone = "" if self.alone_cpu_s is None else f"{self.alone_cpu_s:.2f}"
         return (
             f"{self.sessions:>8} {self.link:>9} {statistics.median(times):>10.1f} "
             f"{max(times):>8.1f} {self.unfinished:>10} {self.server_cpu_s:>11.1f} "
-            f"{self.peak_rss_mb:>9.0f} {self.rss_after_close_mb:>12.0f} {self.exceptions:>6}"
+            f"{self.peak_rss_mb:>9.0f} {self.rss_after_close_mb:>12.0f} {self.exceptions:>6} "
+            f"{alone:>12}"
         )
 
 
 HEADER = (
     f"{'sessions':>8} {'link':>9} {'median s':>10} {'max s':>8} {'unfinished':>10} "
-    f"{'server CPU s':>11} {'peak MiB':>9} {'after close':>12} {'errors':>6}"
+    f"{'server CPU s':>11} {'peak MiB':>9} {'after close':>12} {'errors':>6} "
+    f"{'alone CPU s':>12}"
 )
 
 
@@ -125,8 +132,31 @@ HEAVY = {  # the heaviest valid link of the regression page: estimated at days, 
 def page_url(url: str, page: str, link: str, index: int, wave: int = 0) -> str:
     """The link tab `index` of wave `wave` opens: the page's defaults with one seed for the
     wave (`same`) or one seed per tab (`distinct`), never a seed an earlier wave opened."""
-    seed = 1 + WAVE_SEEDS * wave + (index if link == "distinct" else 0)
-    return f"{url}/{page}?seed={seed}"
+    return f"{url}/{page}?seed={_seed(link, index, wave)}"
+
+
+def _seed(link: str, index: int, wave: int) -> int:
+    return 1 + WAVE_SEEDS * wave + (index if link == "distinct" else 0)
+
+
+def training_alone(page: str, seed: int) -> float:
+    """CPU seconds this process takes to train the models a tab of `page` opened with `seed`
+    trains (the page's defaults), one after the other on one thread, as the CLI trains."""
+    from bbb_core import Trainer, make_dataset
+    from bbb_core.config import CLASSIFICATION_DATASETS, REGRESSION_DATASETS
+    from bbb_core.process import configure_threads
+    from ui.params import config_from_values, read_url
+    from ui.widgets import kinds_from
+
+    datasets = REGRESSION_DATASETS if page == "regression" else CLASSIFICATION_DATASETS
+    values, _ = read_url({"seed": str(seed)}, page, datasets)
+    cfg = replace(config_from_values(values), device="cpu")
+    dataset = make_dataset(cfg.data, cfg.seed)
+    configure_threads(1)  # as the app trains its toy networks
+    start = time.thread_time()
+    for kind in kinds_from(values):
+        Trainer(replace(cfg, model=replace(cfg.model, kind=kind)), dataset).run()
+    return time.thread_time() - start
 
 
 def heavy_url(url: str, page: str) -> str:
@@ -258,6 +288,9 @@ def main(argv: list[str] | None = None) -> int:
                 for number, n in enumerate(args.sessions)
             ]
             browser.close()
+    for number, wave in enumerate(waves):  # the server is idle now (its waves settled)
+        if wave.sessions == 1 and not args.heavy:
+            wave.alone_cpu_s = training_alone(args.page, _seed(args.link, 0, number))
     load_after = os.getloadavg()
     options_text = options or "as configured"
     print(f"{_cpu_model()}, {os.cpu_count()} cores; load average before "
