@@ -737,7 +737,9 @@ def test_subplot_axes_are_make_subplots_axes(moons):
 
     cds, cpreds = moons
     fig = classification_grid_figure(cds, cpreds, "probability")
-    made = make_subplots(rows=1, cols=2, subplot_titles=["BBB", "Standard"], horizontal_spacing=0.03)
+    made = make_subplots(
+        rows=1, cols=2, subplot_titles=["BBB", "Standard"], horizontal_spacing=0.03
+    )
     for key in ("xaxis", "xaxis2", "yaxis", "yaxis2"):
         assert fig.layout[key].domain == made.layout[key].domain
         assert fig.layout[key].anchor == made.layout[key].anchor

@@ -16,7 +16,11 @@ and measures, in the browser's clock, from the key press to
   view; an app that wrote it as training ended, before redrawing the charts with all prediction
   samples (as this one did before), shows the difference between the two.
 
-Prints a table (median, min and max over the repeats) and optionally writes every sample as JSON.
+Each move also records the server process's CPU seconds from the key press to a second after
+the final view, and, once the browser is done, the CPU seconds this process takes to train the
+retrained model (BBB) alone, as the command line does: what a fresh run costs the server next to
+its training. Prints a table (median, min and max over the repeats) and optionally writes every
+sample as JSON.
 Other processes on the machine slow these numbers down: the load average is printed with them.
 `serve()` and `launch_browser()` are shared with tests/test_browser.py.
 """
@@ -34,12 +38,14 @@ import sys
 import time
 import urllib.request
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 from ui.params import KL_WEIGHTS
 
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = "/usr/bin/chromium"
+_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 CHROMIUM_ARGS = [
     "--no-sandbox",
     "--disable-gpu",
@@ -96,6 +102,39 @@ ARM_JS = """(page) => {
   document.addEventListener('keydown', () => { window.__bbbKey = performance.now(); },
                             {capture: true, once: true});
 }"""
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of process `pid` so far (/proc/<pid>/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / _TICKS  # utime, stime (fields 14, 15)
+
+
+def training_alone(page: str, params: dict[str, str], kinds: tuple[str, ...] = ()) -> float:
+    """CPU seconds this process takes to train, from scratch, what a tab of `page` opened with
+    URL `params` trains (`kinds`, or the page's models), one model after the other on one thread
+    as the command line trains: what the server's CPU for a fresh run is measured against."""
+    from bbb_core import Trainer, make_dataset
+    from bbb_core.config import CLASSIFICATION_DATASETS, REGRESSION_DATASETS
+    from bbb_core.process import configure_threads
+    from ui.params import config_from_values, read_url
+    from ui.widgets import kinds_from
+
+    datasets = REGRESSION_DATASETS if page == "regression" else CLASSIFICATION_DATASETS
+    values, _ = read_url(params, page, datasets)
+    cfg = replace(config_from_values(values), device="cpu")
+    dataset = make_dataset(cfg.data, cfg.seed)
+    configure_threads(1)  # as the app trains its toy networks
+    trainers = [
+        Trainer(replace(cfg, model=replace(cfg.model, kind=kind)), dataset)
+        for kind in kinds or kinds_from(values)
+    ]
+    for trainer in trainers:  # first use (lazy initialisation) is not training
+        Trainer(replace(trainer.cfg, train=replace(cfg.train, epochs=5)), dataset).run()
+    start = time.thread_time()
+    for trainer in trainers:
+        trainer.run()
+    return time.thread_time() - start
 
 
 def free_port() -> int:
@@ -172,8 +211,12 @@ def wait_finished(tab, page: str, timeout_ms: float = 60_000) -> None:
     tab.wait_for_function(FINISHED_JS, arg=status_selector(page), timeout=timeout_ms)
 
 
-def measure_page(tab, url: str, page: str, repeats: int, timeout_ms: float) -> list[dict]:
-    """Open `page` with defaults, then time `repeats` KL-weight moves (see the docstring)."""
+def measure_page(
+    tab, url: str, page: str, repeats: int, timeout_ms: float, pid: int | None = None
+) -> list[dict]:
+    """Open `page` with defaults, then time `repeats` KL-weight moves (see the docstring). With
+    the server's `pid`, each move also records the server's CPU seconds from the key press to a
+    second after the final view, and BBB's training for the new weight alone."""
     tab.goto(f"{url}/{page}")
     t0 = time.perf_counter()
     wait_finished(tab, page, timeout_ms)
@@ -187,10 +230,13 @@ def measure_page(tab, url: str, page: str, repeats: int, timeout_ms: float) -> l
         tab.evaluate(SIG_JS)
         tab.evaluate(ARM_JS, page)
         slider.focus()
+        cpu = cpu_seconds(pid) if pid else 0.0
         tab.keyboard.press(key)
         t_key, t_first, t_done, t_final, status = tab.evaluate(MEASURE_JS, [page, timeout_ms])
         if None in (t_key, t_first, t_done, t_final):
             raise RuntimeError(f"{page}: no final view within {timeout_ms / 1000:.0f} s")
+        tab.wait_for_timeout(1000)  # let the finished view settle
+        cpu = cpu_seconds(pid) - cpu if pid else None
         samples.append(
             {
                 "page": page,
@@ -200,10 +246,18 @@ def measure_page(tab, url: str, page: str, repeats: int, timeout_ms: float) -> l
                 "final_view_s": (t_final - t_key) / 1000,
                 "status": status.strip(),
                 "first_load_s": first_load,
+                "server_cpu_s": cpu,
             }
         )
-        tab.wait_for_timeout(1000)  # let the finished view settle
     return samples
+
+
+def add_training_alone(samples: list[dict]) -> None:
+    """Each move's retrained model (BBB: only it depends on the KL weight) trained alone, in
+    this process, once the server is done: `alone_cpu_s`, next to the move's `server_cpu_s`."""
+    for sample in samples:
+        weight = sample["change"].rsplit("-> ", 1)[1]
+        sample["alone_cpu_s"] = training_alone(sample["page"], {"kl": weight}, ("bbb",))
 
 
 TIMES = {"first_chart_s": "first chart", "finished_s": "finished", "final_view_s": "final view"}
@@ -237,14 +291,18 @@ def main(argv: list[str] | None = None) -> int:
 
     load_before = os.getloadavg()
     samples: list[dict] = []
-    with serve() as url, sync_playwright() as p:
+    server: dict = {}
+    with serve(on_start=lambda proc: server.update(pid=proc.pid)) as url, sync_playwright() as p:
         browser = launch_browser(p)
         tab = browser.new_page(viewport=VIEWPORT)
         tab.goto(url)  # warm the server: imports, first session
         tab.get_by_role("heading", name="BBB Explorer").wait_for(timeout=args.timeout * 1000)
         for page in args.pages:
-            samples += measure_page(tab, url, page, args.repeats, args.timeout * 1000)
+            samples += measure_page(
+                tab, url, page, args.repeats, args.timeout * 1000, server["pid"]
+            )
         browser.close()
+    add_training_alone(samples)
     load_after = os.getloadavg()
     print(f"CPU cores: {os.cpu_count()}; load average before {load_before[0]:.1f}, "
           f"after {load_after[0]:.1f} (1 min)")  # fmt: skip
@@ -253,7 +311,8 @@ def main(argv: list[str] | None = None) -> int:
     for page, n, *cells in _summary(samples):
         print(f"{page:<16}{n:>6}  " + "".join(f"{c:<26}" for c in cells))
     for s in samples:
-        print(f"  {s['page']}: {s['change']}: {s['status']}")
+        print(f"  {s['page']}: {s['change']}: {s['status']}; server CPU {s['server_cpu_s']:.2f} s, "
+              f"BBB trained alone {s['alone_cpu_s']:.2f} s")  # fmt: skip
     if args.json:
         record = {"cpu_count": os.cpu_count(), "load_before": load_before,
                   "load_after": load_after, "samples": samples}  # fmt: skip

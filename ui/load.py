@@ -38,21 +38,21 @@ import statistics
 import sys
 import threading
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from ui.bench import CHROMIUM, FINISHED_JS, VIEWPORT, launch_browser, serve, status_selector
+from ui.bench import (
+    CHROMIUM,
+    FINISHED_JS,
+    VIEWPORT,
+    cpu_seconds,
+    launch_browser,
+    serve,
+    status_selector,
+    training_alone,
+)
 
 EXCEPTION = "[data-testid='stException']"
-_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds of process `pid` so far (/proc/<pid>/stat)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / _TICKS  # utime, stime (fields 14, 15)
-
-
 def rss_mb(pid: int) -> float:
     """Resident memory of process `pid` in MiB (/proc/<pid>/status)."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -137,26 +137,6 @@ def page_url(url: str, page: str, link: str, index: int, wave: int = 0) -> str:
 
 def _seed(link: str, index: int, wave: int) -> int:
     return 1 + WAVE_SEEDS * wave + (index if link == "distinct" else 0)
-
-
-def training_alone(page: str, seed: int) -> float:
-    """CPU seconds this process takes to train the models a tab of `page` opened with `seed`
-    trains (the page's defaults), one after the other on one thread, as the CLI trains."""
-    from bbb_core import Trainer, make_dataset
-    from bbb_core.config import CLASSIFICATION_DATASETS, REGRESSION_DATASETS
-    from bbb_core.process import configure_threads
-    from ui.params import config_from_values, read_url
-    from ui.widgets import kinds_from
-
-    datasets = REGRESSION_DATASETS if page == "regression" else CLASSIFICATION_DATASETS
-    values, _ = read_url({"seed": str(seed)}, page, datasets)
-    cfg = replace(config_from_values(values), device="cpu")
-    dataset = make_dataset(cfg.data, cfg.seed)
-    configure_threads(1)  # as the app trains its toy networks
-    start = time.thread_time()
-    for kind in kinds_from(values):
-        Trainer(replace(cfg, model=replace(cfg.model, kind=kind)), dataset).run()
-    return time.thread_time() - start
 
 
 def heavy_url(url: str, page: str) -> str:
@@ -290,7 +270,7 @@ def main(argv: list[str] | None = None) -> int:
             browser.close()
     for number, wave in enumerate(waves):  # the server is idle now (its waves settled)
         if wave.sessions == 1 and not args.heavy:
-            wave.alone_cpu_s = training_alone(args.page, _seed(args.link, 0, number))
+            wave.alone_cpu_s = training_alone(args.page, {"seed": str(_seed(args.link, 0, number))})
     load_after = os.getloadavg()
     options_text = options or "as configured"
     print(f"{_cpu_model()}, {os.cpu_count()} cores; load average before "
