@@ -156,6 +156,41 @@ def test_a_watched_run_is_not_swept(store, clock):
     assert store.sweep() == 0 and len(store.keys()) == len(KINDS)
 
 
+def test_memory_is_handed_back_while_the_tabs_go_quiet(store, clock, monkeypatch):
+    """After the last look at any run, freed memory goes back to the system every TRIM_SECONDS
+    for QUIET_SECONDS (closed tabs' sessions are let go meanwhile), then no more."""
+    trims: list[float] = []
+    monkeypatch.setattr(runs, "trim_memory", lambda: trims.append(clock()))
+    store.sweep()
+    assert trims == []  # no tab ever looked: nothing to hand back
+    run = _session(store, _cfg(epochs=3))
+    _serve_until(store, lambda: run.done)
+    assert run.done and store.pool.pending() == 0
+    start = clock()
+    while clock() < start + runs.QUIET_SECONDS + 3 * runs.TRIM_SECONDS:
+        store.sweep()
+        clock.now += runs.SWEEP_SECONDS
+    gaps = [b - a for a, b in zip(trims, trims[1:], strict=False)]
+    assert trims and all(gap >= runs.TRIM_SECONDS for gap in gaps)
+    assert len(trims) >= runs.QUIET_SECONDS // (runs.TRIM_SECONDS + runs.SWEEP_SECONDS)
+    assert trims[-1] < start + runs.QUIET_SECONDS  # quiet for good: no more trims
+    run.watch()  # a tab looks again
+    store.sweep()
+    assert trims[-1] == clock()
+
+
+def test_no_quiet_trim_while_a_run_trains(store, clock, monkeypatch):
+    trims: list[float] = []
+    monkeypatch.setattr(runs, "trim_memory", lambda: trims.append(clock()))
+    run = _session(store, _cfg(epochs=5000))
+    assert store.pool.pending() > 0
+    for _ in range(5):
+        clock.now += runs.TRIM_SECONDS
+        run.watch()  # the tab's redraws
+        store.sweep()
+    assert trims == [] and store.pool.pending() > 0
+
+
 def test_the_store_evicts_finished_runs_least_recently_used_first(store):
     def finished(seed: int):
         run = _session(store, replace(_cfg(epochs=2), seed=seed), kinds=("standard",))

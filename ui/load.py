@@ -53,6 +53,8 @@ from ui.bench import (
 )
 
 EXCEPTION = "[data-testid='stException']"
+
+
 def rss_mb(pid: int) -> float:
     """Resident memory of process `pid` in MiB (/proc/<pid>/status)."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():

@@ -41,6 +41,7 @@ import ctypes.util
 import gc
 import itertools
 import logging
+import math
 import os
 import threading
 import time
@@ -59,6 +60,9 @@ SLICE_SECONDS = 0.2  # one turn of a worker on one job (at least one epoch)
 PUBLISH_SECONDS = 1.0  # a training job publishes a new snapshot at most this often
 UNWATCHED_SECONDS = 10.0  # a job no session has watched this long stops and is let go
 SWEEP_SECONDS = 2.0  # how often the store looks for unwatched jobs
+# After the last tab's last look, freed memory is handed back every TRIM_SECONDS for QUIET_SECONDS:
+# Streamlit lets a closed tab's session go up to `server.disconnectedSessionTTL` later.
+TRIM_SECONDS, QUIET_SECONDS = 15.0, 120.0
 STORE_MB = float(os.environ.get("BBB_RUN_STORE_MB", "256"))  # finished jobs kept, in MiB
 WORKERS = int(os.environ.get("BBB_WORKERS", "0")) or max(2, os.cpu_count() or 1)
 SMALL_LANES = 1  # small networks training at once (they share the interpreter lock)
@@ -453,6 +457,8 @@ class Store:
         self._sweeper: threading.Thread | None = None
         self._closed = threading.Event()
         self.on_sweep: list[Callable[[], int]] = []  # more to let go: returns how much went
+        self._looked = -math.inf  # the clock at the last `watch`
+        self._trimmed = -math.inf  # the clock at the last `trim_memory`
 
     # -- shared jobs -------------------------------------------------------------------------
     def get(self, key: Hashable, build: Callable[[], Trainer]) -> Job:
@@ -540,6 +546,7 @@ class Store:
     def watch(self, jobs: Iterable[Job], token: int, wants: bool) -> None:
         """Session `token` looks at `jobs` now; if it `wants` them trained, queue them."""
         now = self.clock()
+        self._looked = now
         for job in jobs:
             job.watch(token, wants, now)
             if wants and job.wanted(now):
@@ -548,7 +555,9 @@ class Store:
 
     def sweep(self) -> int:
         """Drop every unfinished job no session has watched for UNWATCHED_SECONDS (shared or
-        private), evict over the bound, and hand freed memory back. Returns the jobs dropped."""
+        private), evict over the bound, and hand freed memory back: after letting something go,
+        and every TRIM_SECONDS for QUIET_SECONDS after the last look while nothing trains (the
+        sessions of closed tabs go meanwhile). Returns the jobs dropped."""
         now = self.clock()
         with self._lock:
             stale = [
@@ -565,8 +574,14 @@ class Store:
         for job in dropped:
             job.drop()
         released = sum(hook() for hook in self.on_sweep)
-        if dropped or evicted or released:
+        quiet = (
+            now - self._looked < QUIET_SECONDS
+            and now - self._trimmed >= TRIM_SECONDS
+            and self.pool.pending() == 0
+        )
+        if dropped or evicted or released or quiet:
             trim_memory()
+            self._trimmed = now
         return len(dropped)
 
     def close(self, timeout: float = 5.0) -> None:
