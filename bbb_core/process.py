@@ -7,7 +7,6 @@ settings).
 - `threads_for(model)`: 1 for small networks (the toy set-ups), whose many tiny operations lose
   more to thread hand-offs than they gain; else every core.
 - `tune_cpu_allocator()`: let glibc keep freed memory for the next training step.
-- `limit_malloc_arenas(n)`: at most n glibc heaps for all threads (a server's many threads).
 """
 
 from __future__ import annotations
@@ -21,7 +20,7 @@ from torch import nn
 
 SMALL_MODEL = 200_000  # parameters: below this, one CPU thread beats several (tiny ops)
 _DEFAULT_THREADS = torch.get_num_threads()
-_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD, _M_ARENA_MAX = -1, -3, -8  # glibc mallopt (malloc.h)
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc mallopt parameters (malloc.h)
 _KEEP_FREE_HEAP = 256 << 20  # bytes of freed heap glibc may keep instead of returning them
 _MMAP_FROM = 32 << 20  # bytes: blocks at least this large are still mapped and unmapped alone
 _allocator_tuned = False
@@ -71,27 +70,6 @@ def tune_cpu_allocator() -> bool:
         and mallopt(_M_TRIM_THRESHOLD, _KEEP_FREE_HEAP) == 1
     )
     return _allocator_tuned
-
-
-def limit_malloc_arenas(arenas: int) -> bool:
-    """Let glibc's malloc use at most `arenas` heaps, shared by all threads from now on.
-
-    Why: glibc gives each new thread that allocates while others do a heap of its own, up to
-    eight per core, and a heap keeps the pages its freed blocks sit between. A server whose many
-    short-lived threads (one per page run, the web server's pool) allocate at once ends with
-    dozens of such half-empty heaps: after a class's tabs closed, the app's process stayed 10 to
-    15 % above its idle size; with two heaps it returns to within a few per cent. Process-wide;
-    True if applied. A no-op off glibc or when the user sets glibc's MALLOC_ARENA_MAX.
-    """
-    if arenas < 1:
-        raise ValueError(f"arenas must be >= 1; got {arenas}")
-    if platform.libc_ver()[0] != "glibc" or "MALLOC_ARENA_MAX" in os.environ:
-        return False
-    try:
-        mallopt = ctypes.CDLL(None).mallopt
-    except (OSError, AttributeError):
-        return False
-    return mallopt(_M_ARENA_MAX, arenas) == 1
 
 
 def configure_for(model: nn.Module) -> None:

@@ -75,7 +75,7 @@ from bbb_core import (
 )
 from bbb_core.cost import duration, estimate_seconds
 from bbb_core.plots import model_label
-from bbb_core.process import configure_threads, limit_malloc_arenas
+from bbb_core.process import configure_threads
 from bbb_core.rng import derive_seed
 from ui import runs
 from ui.runs import HISTORY_LIMIT, Job, Store, Views
@@ -93,15 +93,12 @@ LONG_RUN = 120.0  # seconds: a run estimated to train longer says so and waits f
 
 _log = logging.getLogger(__name__)
 APP_THREADS = 1  # intra-op CPU threads of the app's process (see below)
-APP_ARENAS = 2  # glibc heaps of the app's process (see below)
 _DEBUG = bool(os.environ.get("BBB_LIVE_DEBUG"))  # print frame timings to stderr
 
-# The app owns its process, so it makes the process-wide settings here, once, at start-up: one
-# intra-op CPU thread per training thread (the toy networks train fastest on one: their
-# operations are too small to split, and the workers' threads then share the cores), and two
-# glibc heaps for all the server's threads, so memory goes back after a class's tabs close.
+# The app owns its process, so it makes the one process-wide setting here, once, at start-up:
+# one intra-op CPU thread per training thread. The toy networks train fastest on one (their
+# operations are too small to split), and the workers' threads then share the cores.
 configure_threads(APP_THREADS)
-limit_malloc_arenas(APP_ARENAS)
 
 _tokens = itertools.count(1)  # watcher numbers, one per session
 VIEWS = Views()  # what the sessions' pages computed from the runs they watch
