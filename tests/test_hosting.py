@@ -115,6 +115,12 @@ def test_port_8501_is_exposed_and_the_command_runs_the_app_there():
     ]
 
 
+def test_the_image_limits_mallocs_heaps():
+    """Two glibc heaps for all the server's threads: set in the environment, the only place
+    glibc reads it early enough (docs/hosting.md)."""
+    assert re.search(r"^\s*MALLOC_ARENA_MAX=2\b", DOCKERFILE.read_text(), re.MULTILINE)
+
+
 def test_the_app_runs_as_a_user_of_its_own():
     steps = instructions()
     users = [(i, args) for i, (word, args) in enumerate(steps) if word == "USER"]
