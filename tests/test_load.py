@@ -21,6 +21,24 @@ def test_cpu_seconds_and_memory_of_this_process():
     assert 10 < load.rss_mb(os.getpid()) < 100_000
 
 
+def test_training_alone_trains_what_the_link_asks_for(monkeypatch):
+    """`training_alone` trains the models a tab of the link trains (the page's defaults, its
+    seed and settings), each from scratch for its full epochs, after a short warm-up."""
+    from bbb_core import Trainer
+    from ui import bench
+
+    ran: list = []
+    monkeypatch.setattr(Trainer, "run", lambda self: ran.append(self.cfg))
+    assert bench.training_alone("regression", {"seed": "7", "kl": "0.5"}) >= 0.0
+    warm, timed = ran[:2], ran[2:]
+    assert [c.model.kind for c in timed] == ["bbb", "standard"]
+    assert all(c.seed == 7 and c.train.kl_weight == 0.5 and c.device == "cpu" for c in timed)
+    assert timed[0].data.name == "blundell" and timed[0].train.epochs > warm[0].train.epochs
+    ran.clear()
+    bench.training_alone("classification", {"seed": "3"}, ("bbb",))
+    assert [c.model.kind for c in ran] == ["bbb", "bbb"] and ran[1].data.name == "moons"
+
+
 def test_peak_memory_sees_a_temporary_allocation():
     with load.PeakMemory(os.getpid(), interval=0.01) as memory:
         base = load.rss_mb(os.getpid())
