@@ -205,7 +205,7 @@ def _merged(base: dict, more: Mapping) -> dict:
 
 
 def _figure(
-    traces: Sequence[go.Scatter | go.Heatmap | dict],
+    traces: Sequence[go.Scatter | go.Heatmap],
     title: str,
     x_title: str | None = None,
     y_title: str | None = None,
@@ -227,7 +227,7 @@ def _figure(
         if text is not None:
             spec[axis] = dict(title=dict(text=text))
     _merged(spec, layout)
-    data = [_light(t if isinstance(t, dict) else t.to_plotly_json()) for t in traces]
+    data = [_light(t.to_plotly_json()) for t in traces]
     return go.Figure(dict(data=data, layout=spec), _validate=False)
 
 
