@@ -67,3 +67,37 @@ def assert_inert(markdown: str, *from_link: str) -> None:
     assert not re.search(r":\S", prose), markdown  # no :icon:, :colour[...] or scheme:
     for span in re.findall(r"`([^`]*)`", markdown):
         assert span.isprintable(), span
+
+
+WIDGETS = (
+    "select_slider",
+    "selectbox",
+    "radio",
+    "slider",
+    "number_input",
+    "checkbox",
+    "text_input",
+)
+
+
+def defaults_not_values(at: AppTest, prefix: str) -> dict[str, tuple]:
+    """The widgets keyed `<prefix>...` whose default, as sent to the browser, is not their
+    current value: (default, value) by key. A browser that draws a widget again before storing a
+    value Streamlit sent once shows the default."""
+    wrong = {}
+    for kind in WIDGETS:
+        for el in at.get(kind):
+            if not (el.key or "").startswith(prefix):
+                continue
+            default = el.proto.default
+            if kind == "select_slider":
+                shown, value = el.options[int(default[0])], el.format_func(el.value)
+            elif kind in ("selectbox", "radio"):
+                shown, value = default, el.index
+            elif kind == "slider":
+                shown, value = list(default), [el.value]
+            else:
+                shown, value = default, el.value
+            if shown != value:
+                wrong[el.key] = (shown, value)
+    return wrong

@@ -11,7 +11,7 @@ import math
 import pytest
 
 pytest.importorskip("streamlit")
-from app_helpers import chart, open_page, run_to_finish  # noqa: E402
+from app_helpers import chart, defaults_not_values, open_page, run_to_finish  # noqa: E402
 from app_helpers import run as _run  # noqa: E402
 from app_helpers import trace_data as _data  # noqa: E402
 from app_helpers import trace_names as _names  # noqa: E402
@@ -100,6 +100,7 @@ def test_the_papers_grid_selects_a_scale_mixture():
         math.exp(-8)
     )
     assert at.selectbox(key=f"{P}:paper_grid").value == point
+    assert defaults_not_values(at, f"{P}:") == {}  # the grid's too: set on every run
     assert float(at.query_params["sigma1"]) == pytest.approx(math.exp(-2))
 
 

@@ -11,7 +11,13 @@ import pytest
 from ui import params
 
 pytest.importorskip("streamlit")
-from app_helpers import assert_inert, chart, open_page, run_to_finish  # noqa: E402
+from app_helpers import (  # noqa: E402
+    assert_inert,
+    chart,
+    defaults_not_values,
+    open_page,
+    run_to_finish,
+)
 from app_helpers import run as _run  # noqa: E402
 from app_helpers import trace_data as _data  # noqa: E402
 from app_helpers import trace_names as _traces  # noqa: E402
@@ -85,6 +91,24 @@ def test_a_preset_loads_its_settings_and_tells_its_story():
     at.select_slider(key=f"{P}:kl").set_value(0.5)  # any knob: no longer the preset's view
     _run(at)
     assert at.selectbox(key=f"{P}:preset").value == "custom" and not at.info
+
+
+def test_every_widget_is_sent_with_its_current_value_as_its_default():
+    """A link, a preset and a moved knob set values through session state; each widget's default
+    follows, so a browser that redraws it before storing the value still shows the value."""
+    at = _page(kl="0.5", hidden="16", noise_model="fixed", epochs="150", batch="32", seed="3")
+    assert at.select_slider(key=f"{P}:kl").value == 0.5
+    assert defaults_not_values(at, f"{P}:") == {}
+    at.selectbox(key=f"{P}:preset").set_value("gap")  # a callback sets many widgets
+    _run(at)
+    assert at.number_input(key=f"{P}:epochs").value != 150
+    assert defaults_not_values(at, f"{P}:") == {}
+    at.select_slider(key=f"{P}:kl").set_value(0.1)
+    _run(at)
+    _run(at)  # a rerun with nothing new to send
+    assert defaults_not_values(at, f"{P}:") == {}
+    kl = at.select_slider(key=f"{P}:kl")
+    assert kl.options[int(kl.proto.default[0])] == "0.1"
 
 
 def test_the_url_sets_the_widgets_and_bad_values_fall_back_with_a_notice():

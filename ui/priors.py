@@ -88,10 +88,12 @@ def prior_knobs(ctl: widgets.Controls) -> None:
     ctl.select_slider("pi", "Mixture π", help="Weight of the wide component N(0, σ₁²).")
     ctl.select_slider("sigma1", "Mixture wide σ₁", fmt=scale_label)
     ctl.select_slider("sigma2", "Mixture narrow σ₂", fmt=scale_label)
-    st.session_state[_GRID_KEY] = _grid_point(ctl.collect())
+    point = st.session_state[_GRID_KEY] = _grid_point(ctl.collect())
+    options = (_NOT_ON_GRID, *PAPER_GRID)
     st.selectbox(
         "Blundell et al.'s grid",
-        (_NOT_ON_GRID, *PAPER_GRID),
+        options,
+        options.index(point),  # the default too: see widgets.Controls._now
         format_func=lambda p: "— pick a point —" if p == _NOT_ON_GRID else grid_label(p),
         key=_GRID_KEY,
         on_change=_on_grid,

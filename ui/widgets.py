@@ -135,6 +135,16 @@ class Controls:
             if _wkey(page, key) not in st.session_state:
                 st.session_state[_wkey(page, key)] = value
 
+    def _now(self, key: str) -> Any:
+        """The widget's value in session state, given to the widget as its default too.
+
+        Streamlit sends a value set through session state to the browser once; a widget the
+        browser draws again before it has stored that value (a full rerun right after the first
+        one) falls back to its default. With the current value as the default it shows the
+        right value either way.
+        """
+        return st.session_state[_wkey(self.page, key)]
+
     def _common(self, key: str, help: str | None, on_change: Callable | None = None) -> dict:
         return {
             "key": _wkey(self.page, key),
@@ -167,20 +177,23 @@ class Controls:
         if args:
             kw["args"] = args
         fmt = (lambda v: labels.get(v, str(v))) if labels else str
+        index = options.index(self._now(key))
         if radio:
-            return st.radio(label, options, format_func=fmt, horizontal=True, **kw)
-        return st.selectbox(label, options, format_func=fmt, **kw)
+            return st.radio(label, options, index, format_func=fmt, horizontal=True, **kw)
+        return st.selectbox(label, options, index, format_func=fmt, **kw)
 
     def select_slider(
         self, key: str, label: str, *, fmt: Callable[[Any], str] = "{:g}".format, help=None
     ) -> Any:
         options = self._options(key, None)
-        return st.select_slider(label, options, format_func=fmt, **self._common(key, help))
+        return st.select_slider(
+            label, options, self._now(key), format_func=fmt, **self._common(key, help)
+        )
 
     def slider(self, key: str, label: str, step: int, *, help: str | None = None) -> Any:
         param = self.table[key]
         low, high = int(param.low), int(param.high)
-        return st.slider(label, low, high, step=step, **self._common(key, help))
+        return st.slider(label, low, high, self._now(key), step, **self._common(key, help))
 
     def number(
         self, key: str, label: str, step: float, *, fmt: str | None = None, help=None
@@ -191,16 +204,17 @@ class Controls:
             label,
             min_value=cast(param.low),
             max_value=cast(param.high),
+            value=self._now(key),
             step=cast(step),
             format=fmt,
             **self._common(key, help),
         )
 
     def checkbox(self, key: str, label: str, *, help: str | None = None) -> bool:
-        return st.checkbox(label, **self._common(key, help))
+        return st.checkbox(label, self._now(key), **self._common(key, help))
 
     def text(self, key: str, label: str, *, max_chars: int, help: str | None = None) -> str:
-        return st.text_input(label, max_chars=max_chars, **self._common(key, help))
+        return st.text_input(label, self._now(key), max_chars=max_chars, **self._common(key, help))
 
     def collect(self) -> dict[str, Any]:
         """The current values (drawn widgets' values, the stored value for the others)."""
