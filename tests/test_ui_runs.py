@@ -157,31 +157,39 @@ def test_a_watched_run_is_not_swept(store, clock):
 
 
 def test_memory_is_handed_back_while_the_tabs_go_quiet(store, clock, monkeypatch):
-    """After the last look at any run, freed memory goes back to the system every TRIM_SECONDS
-    for QUIET_SECONDS (closed tabs' sessions are let go meanwhile), then no more."""
-    trims: list[float] = []
-    monkeypatch.setattr(runs, "trim_memory", lambda: trims.append(clock()))
+    """Once no tab has looked at any run for TRIM_SECONDS, freed memory goes back to the system,
+    after a full garbage collection, every TRIM_SECONDS until QUIET_SECONDS (closed tabs'
+    sessions are let go meanwhile), then no more."""
+    trims: list[tuple[float, bool]] = []
+    monkeypatch.setattr(runs, "trim_memory", lambda collect=False: trims.append((clock(), collect)))
     store.sweep()
     assert trims == []  # no tab ever looked: nothing to hand back
     run = _session(store, _cfg(epochs=3))
     _serve_until(store, lambda: run.done)
     assert run.done and store.pool.pending() == 0
+    run.watch()  # the finished view's last look
     start = clock()
     while clock() < start + runs.QUIET_SECONDS + 3 * runs.TRIM_SECONDS:
         store.sweep()
         clock.now += runs.SWEEP_SECONDS
-    gaps = [b - a for a, b in zip(trims, trims[1:], strict=False)]
-    assert trims and all(gap >= runs.TRIM_SECONDS for gap in gaps)
-    assert len(trims) >= runs.QUIET_SECONDS // (runs.TRIM_SECONDS + runs.SWEEP_SECONDS)
-    assert trims[-1] < start + runs.QUIET_SECONDS  # quiet for good: no more trims
-    run.watch()  # a tab looks again
-    store.sweep()
-    assert trims[-1] == clock()
+    times = [t for t, collect in trims if collect]
+    assert times == [t for t, _ in trims]  # every quiet trim collects
+    gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
+    assert times and all(gap >= runs.TRIM_SECONDS for gap in gaps)
+    assert len(times) >= runs.QUIET_SECONDS // (runs.TRIM_SECONDS + runs.SWEEP_SECONDS) - 1
+    assert start + runs.TRIM_SECONDS <= times[0]  # not while a tab may still be looking
+    assert times[-1] < start + runs.QUIET_SECONDS  # quiet for good: no more trims
+    run.watch()  # a tab looks again: no collection while it does
+    for _ in range(3):
+        clock.now += runs.TRIM_SECONDS / 2
+        run.watch()
+        store.sweep()
+    assert trims[-1][0] < start + runs.QUIET_SECONDS
 
 
 def test_no_quiet_trim_while_a_run_trains(store, clock, monkeypatch):
     trims: list[float] = []
-    monkeypatch.setattr(runs, "trim_memory", lambda: trims.append(clock()))
+    monkeypatch.setattr(runs, "trim_memory", lambda collect=False: trims.append(clock()))
     run = _session(store, _cfg(epochs=5000))
     assert store.pool.pending() > 0
     for _ in range(5):
