@@ -38,6 +38,7 @@ from __future__ import annotations
 import copy
 import ctypes
 import ctypes.util
+import functools
 import gc
 import itertools
 import logging
@@ -311,13 +312,19 @@ def trim_memory(collect: bool = False) -> None:
     with a few sessions open, holding the interpreter lock), so it waits for a quiet server."""
     if collect:
         gc.collect()
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
+
+
+@functools.cache
+def _malloc_trim() -> Callable[[int], int] | None:
+    """glibc's malloc_trim, looked up once (find_library runs ldconfig); None off glibc."""
     name = ctypes.util.find_library("c")
-    if name is None:
-        return
     try:
-        ctypes.CDLL(name).malloc_trim(0)
+        return ctypes.CDLL(name).malloc_trim if name else None
     except (OSError, AttributeError):
-        pass
+        return None
 
 
 class Pool:
