@@ -6,11 +6,15 @@ from __future__ import annotations
 import json
 import mmap
 import os
+import subprocess
+import sys
 
 import pytest
 from browser_helpers import require_browser
 
 from ui import load
+from ui.bench import process_tree
+from ui.proxy import nginx_binary
 
 
 def test_cpu_seconds_and_memory_of_this_process():
@@ -19,6 +23,24 @@ def test_cpu_seconds_and_memory_of_this_process():
     assert total > 0
     assert load.cpu_seconds(os.getpid()) > before
     assert 10 < load.rss_mb(os.getpid()) < 100_000
+
+
+def test_cpu_seconds_count_the_processes_the_server_started():
+    """A server's children (a proxy's workers, any helper process) are part of its cost."""
+    burn = "import time\nt = time.process_time()\nwhile time.process_time() - t < 0.5: pass\n"
+    child = subprocess.Popen(
+        [sys.executable, "-c", burn + "print('done', flush=True)\ntime.sleep(30)"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        before = load.cpu_seconds(os.getpid())
+        assert child.stdout.readline().strip() == "done"  # it burned its 0.5 s and lives on
+        assert child.pid in process_tree(os.getpid())
+        assert load.cpu_seconds(os.getpid()) - before >= 0.4
+    finally:
+        child.kill()
+        child.wait()
 
 
 def test_training_alone_trains_what_the_link_asks_for(monkeypatch):
@@ -84,3 +106,15 @@ def test_one_small_wave_finishes_without_errors(tmp_path):
     assert wave["sessions"] == 1 and wave["unfinished"] == 0 and wave["exceptions"] == 0
     assert len(wave["finished_s"]) == 1 and wave["server_cpu_s"] > 0
     assert wave["peak_rss_mb"] >= record["idle_rss_mb"] > 0
+
+
+@pytest.mark.browser
+@pytest.mark.skipif(nginx_binary() is None, reason="nginx is not installed")
+def test_a_wave_through_the_caching_proxy_finishes_and_counts_the_proxy(tmp_path):
+    require_browser()
+    out = tmp_path / "load.json"
+    assert load.main(["--sessions", "1", "--proxy", "--settle", "0", "--json", str(out)]) == 0
+    record = json.loads(out.read_text())
+    (wave,) = record["waves"]
+    assert record["proxy"] and wave["unfinished"] == 0 and wave["exceptions"] == 0
+    assert wave["proxy_cpu_s"] > 0 and wave["server_cpu_s"] > 0

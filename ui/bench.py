@@ -104,10 +104,40 @@ ARM_JS = """(page) => {
 }"""
 
 
+def _stat(pid: int) -> list[str]:
+    """The fields of /proc/<pid>/stat after the command name (field 3 onwards)."""
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+
+
+def process_tree(pid: int) -> list[int]:
+    """`pid` and its living descendants (the app's training process among them)."""
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                parents[int(entry.name)] = int(_stat(int(entry.name))[1])  # ppid (field 4)
+            except (OSError, ValueError, IndexError):
+                continue  # ended meanwhile
+    tree, frontier = [pid], [pid]
+    while frontier:
+        frontier = [child for child, parent in parents.items() if parent in frontier]
+        tree += frontier
+    return tree
+
+
 def cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds of process `pid` so far (/proc/<pid>/stat)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / _TICKS  # utime, stime (fields 14, 15)
+    """User + system CPU seconds of process `pid` and its descendants so far (/proc/<pid>/stat:
+    the living ones' own, and the ended ones' that were waited for)."""
+    total = 0
+    for i, member in enumerate(process_tree(pid)):
+        try:
+            fields = _stat(member)
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14, 15)
+        if i == 0:
+            total += int(fields[13]) + int(fields[14])  # cutime, cstime: children waited for
+    return total / _TICKS
 
 
 def training_alone(page: str, params: dict[str, str], kinds: tuple[str, ...] = ()) -> float:

@@ -13,6 +13,10 @@ one seed for every tab (`same`: the class opening the lecturer's link) or a diff
 tab (`distinct`). Every wave opens seeds no earlier wave opened, so no wave finds its runs
 already trained in the server's store of shared runs.
 
+With `--proxy`, the tabs reach the app through nginx caching Streamlit's frontend files (as
+docs/hosting.md serves a class; `ui.proxy`; nginx must be installed), and each wave also reports
+nginx's CPU seconds: what serving a class costs in all is the two together.
+
 With `--heavy`, each wave also opens, first, a tab on the heaviest link the regression page
 accepts (the widest network, the most points, samples, epochs and the ensemble: days of
 training), presses Play there, and keeps it training while the wave's tabs open: how much one
@@ -32,6 +36,7 @@ printed with them.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import statistics
@@ -46,11 +51,13 @@ from ui.bench import (
     FINISHED_JS,
     VIEWPORT,
     cpu_seconds,
+    free_port,
     launch_browser,
     serve,
     status_selector,
     training_alone,
 )
+from ui.proxy import nginx, nginx_binary
 
 EXCEPTION = "[data-testid='stException']"
 
@@ -96,6 +103,7 @@ class Wave:
     unfinished: int = 0  # tabs that did not finish within the timeout
     exceptions: int = 0  # exception boxes shown, over all tabs
     server_cpu_s: float = 0.0
+    proxy_cpu_s: float | None = None  # with --proxy: nginx's master and worker
     peak_rss_mb: float = 0.0
     rss_after_close_mb: float = 0.0  # `settle` seconds after every tab closed
     alone_cpu_s: float | None = None  # one-tab waves: the tab's models trained alone (CPU s)
@@ -103,18 +111,19 @@ class Wave:
     def summary(self) -> str:
         times = self.finished_s or [float("nan")]
         alone = "" if self.alone_cpu_s is None else f"{self.alone_cpu_s:.2f}"
+        proxy = "" if self.proxy_cpu_s is None else f"{self.proxy_cpu_s:.2f}"
         return (
             f"{self.sessions:>8} {self.link:>9} {statistics.median(times):>10.1f} "
             f"{max(times):>8.1f} {self.unfinished:>10} {self.server_cpu_s:>11.1f} "
-            f"{self.peak_rss_mb:>9.0f} {self.rss_after_close_mb:>12.0f} {self.exceptions:>6} "
-            f"{alone:>12}"
+            f"{proxy:>11} {self.peak_rss_mb:>9.0f} {self.rss_after_close_mb:>12.0f} "
+            f"{self.exceptions:>6} {alone:>12}"
         )
 
 
 HEADER = (
     f"{'sessions':>8} {'link':>9} {'median s':>10} {'max s':>8} {'unfinished':>10} "
-    f"{'server CPU s':>11} {'peak MiB':>9} {'after close':>12} {'errors':>6} "
-    f"{'alone CPU s':>12}"
+    f"{'server CPU s':>11} {'proxy CPU s':>11} {'peak MiB':>9} {'after close':>12} "
+    f"{'errors':>6} {'alone CPU s':>12}"
 )
 
 
@@ -166,14 +175,17 @@ def run_wave(
     settle_s: float,
     number: int = 0,
     heavy: bool = False,
+    proxy_pid: int | None = None,
 ) -> Wave:
     """Open `sessions` tabs at once (after a heavy one, with `heavy`), wait for their final
-    views, close them, let it settle."""
+    views, close them, let it settle. With `proxy_pid`, also measure that process's CPU (and its
+    workers')."""
     wave = Wave(sessions, link + ("+heavy" if heavy else ""))
     contexts = [open_heavy(browser, url, page)] if heavy else []
     contexts += [browser.new_context(viewport=VIEWPORT) for _ in range(sessions)]
     tabs = [ctx.new_page() for ctx in contexts[len(contexts) - sessions :]]
     cpu0 = cpu_seconds(pid)
+    proxy0 = cpu_seconds(proxy_pid) if proxy_pid else 0.0
     with PeakMemory(pid) as memory:
         start = time.perf_counter()
         for i, tab in enumerate(tabs):  # navigations proceed in parallel in the browser
@@ -189,6 +201,8 @@ def run_wave(
         wave.unfinished = len(pending)
         wave.exceptions = sum(c.pages[0].locator(EXCEPTION).count() for c in contexts)
         wave.server_cpu_s = cpu_seconds(pid) - cpu0
+        if proxy_pid:
+            wave.proxy_cpu_s = cpu_seconds(proxy_pid) - proxy0
         wave.peak_rss_mb = memory.peak
     for ctx in contexts:
         ctx.close()
@@ -230,6 +244,9 @@ def main(argv: list[str] | None = None) -> int:
         metavar="KEY=VALUE",
         help="a Streamlit option for the server, e.g. runner.postScriptGC=false",
     )
+    parser.add_argument(
+        "--proxy", action="store_true", help="reach the app through nginx caching its frontend"
+    )
     parser.add_argument("--settle", type=float, default=60.0, help="seconds after closing tabs")
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds per wave")
     parser.add_argument("--json", type=Path, help="write the waves to this file")
@@ -239,13 +256,23 @@ def main(argv: list[str] | None = None) -> int:
     if not Path(CHROMIUM).exists() or not Path("/proc/self/stat").exists():
         print(f"needs Linux and {CHROMIUM}", file=sys.stderr)
         return 2
+    if args.proxy and nginx_binary() is None:
+        print("--proxy needs nginx (Debian: apt-get install nginx-light)", file=sys.stderr)
+        return 2
     from playwright.sync_api import sync_playwright
 
     options = _options(args.set)
     server: dict = {}
     load_before = os.getloadavg()
-    with serve(options=options, on_start=lambda proc: server.update(pid=proc.pid)) as url:
-        pid = server["pid"]
+    with (
+        serve(options=options, on_start=lambda proc: server.update(pid=proc.pid)) as app_url,
+        contextlib.ExitStack() as stack,
+    ):
+        pid, url, proxy_pid = server["pid"], app_url, None
+        if args.proxy:
+            port = free_port()
+            proxy_pid = stack.enter_context(nginx(app_url, port)).pid
+            url = f"http://127.0.0.1:{port}"
         with sync_playwright() as p:
             browser = launch_browser(p)
             warm = browser.new_page(viewport=VIEWPORT)
@@ -266,6 +293,7 @@ def main(argv: list[str] | None = None) -> int:
                     args.settle,
                     number,
                     args.heavy,
+                    proxy_pid,
                 )
                 for number, n in enumerate(args.sessions)
             ]
@@ -274,7 +302,9 @@ def main(argv: list[str] | None = None) -> int:
         if wave.sessions == 1 and not args.heavy:
             wave.alone_cpu_s = training_alone(args.page, {"seed": str(_seed(args.link, 0, number))})
     load_after = os.getloadavg()
-    options_text = options or "as configured"
+    options_text = f"{options or 'as configured'}" + (
+        "; tabs through nginx caching the frontend" if args.proxy else ""
+    )
     print(f"{_cpu_model()}, {os.cpu_count()} cores; load average before "
           f"{load_before[0]:.1f}, after {load_after[0]:.1f}; server options {options_text}; "
           f"page {args.page}; idle server memory {idle_mb:.0f} MiB")  # fmt: skip
@@ -287,6 +317,7 @@ def main(argv: list[str] | None = None) -> int:
             "cpu_count": os.cpu_count(),
             "date": time.strftime("%Y-%m-%d"),
             "heavy": args.heavy,
+            "proxy": args.proxy,
             "load_before": load_before,
             "load_after": load_after,
             "options": options,
