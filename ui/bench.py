@@ -110,7 +110,7 @@ def _stat(pid: int) -> list[str]:
 
 
 def process_tree(pid: int) -> list[int]:
-    """`pid` and its living descendants (the app's training process among them)."""
+    """`pid` and its living descendants (a proxy's workers, any process the server started)."""
     parents: dict[int, int] = {}
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
