@@ -2,9 +2,10 @@
 
 `Trainer(cfg)` builds (or receives) the dataset and the model, moves the data to the device
 once, and trains with Adam on the ELBO of `losses.py`. It advances an epoch at a time
-(`step_epoch`), for a time slice (`advance(seconds)`, what a live UI calls between redraws) or to
-the end (`iter(trainer)` yields a `Progress` per epoch; `run()` returns a `Result`). A trainer can
-start from another model's weights (`init_from=`): after a knob moves, training continues from the
+(`step_epoch`), for a time slice (`advance(seconds)`, what a live UI calls between redraws; a
+slice may end inside an epoch, and the next goes on from the same step) or to the end
+(`iter(trainer)` yields a `Progress` per epoch; `run()` returns a `Result`). A trainer can start
+from another model's weights (`init_from=`): after a knob moves, training continues from the
 current posterior under the new prior or KL weight.
 
 A loss that turns NaN or infinite raises `TrainingDiverged`, naming the term that blew up and
@@ -18,6 +19,7 @@ program that owns the process (`bbb_core.process`).
 
 from __future__ import annotations
 
+import copy
 import math
 import time
 from collections.abc import Callable, Iterator
@@ -197,6 +199,31 @@ def divergence_message(trainer: Trainer, nll: float, kl: float, kl_term: float) 
 
 
 @dataclass
+class _Epoch:
+    """An epoch in progress: its minibatches and KL shares (drawn at its start), the next step,
+    and the sums its report is made of."""
+
+    batches: list[Tensor] | None
+    shares: list[float]
+    index: int
+    nll_sum: Tensor
+    kl_terms: Tensor
+    kl: Tensor
+    seconds: float
+
+    def copy(self) -> _Epoch:
+        return _Epoch(
+            None if self.batches is None else [b.clone() for b in self.batches],
+            list(self.shares),
+            self.index,
+            self.nll_sum.clone(),
+            self.kl_terms.clone(),
+            self.kl.clone(),
+            self.seconds,
+        )
+
+
+@dataclass
 class Trainer:
     """Trains `cfg`'s model on `cfg`'s data (see the module docstring).
 
@@ -244,6 +271,7 @@ class Trainer:
         self.epoch = 0
         self.step = 0
         self.seconds = 0.0
+        self._partial: _Epoch | None = None  # an epoch a time slice ended inside
 
     @property
     def done(self) -> bool:
@@ -257,36 +285,99 @@ class Trainer:
         return list(order.split(size))
 
     def step_epoch(self) -> Progress:
-        """Train one epoch and report it (every random draw from this run's streams)."""
+        """Train one epoch (the rest of one a time slice began) and report it, every random
+        draw from this run's streams."""
         with use(self.rng):
-            return self._step_epoch()
+            if self._partial is None:
+                self._begin_epoch()
+            self._run_steps(deadline=None)
+            return self._end_epoch()
 
-    def _step_epoch(self) -> Progress:
-        t0 = time.perf_counter()
+    def advance(self, seconds: float, max_epochs: int | None = None) -> list[Progress]:
+        """Train for about `seconds` (at least one optimiser step when `seconds` > 0), until the
+        run is done or `max_epochs` more epochs are done; report the epochs completed.
+
+        A slice may end inside an epoch: the next call goes on from the same step, with the same
+        minibatches and random draws, so a run's result does not depend on how it was sliced.
+        """
+        start, events = time.perf_counter(), []
+        if seconds <= 0:
+            return events
+        deadline = start + seconds
+        with use(self.rng):
+            while not self.done:
+                if self._partial is None:
+                    self._begin_epoch()
+                if not self._run_steps(deadline):
+                    break  # the slice ended inside the epoch
+                events.append(self._end_epoch())
+                if max_epochs is not None and len(events) >= max_epochs:
+                    break
+                if time.perf_counter() >= deadline:
+                    break
+        return events
+
+    def clone(self) -> Trainer:
+        """A new trainer in this one's exact state: weights, optimiser state, random streams,
+        epoch, step, time, history and an epoch in progress; trained on, it takes the same
+        steps this one would. It shares the (read-only) dataset."""
+        twin = Trainer(self.cfg, self.dataset, history_limit=self.history_limit)
+        twin.model.load_state_dict(self.model.state_dict())
+        twin.optimizer.load_state_dict(copy.deepcopy(self.optimizer.state_dict()))
+        for device in {torch.device("cpu"), self.device}:
+            twin.rng.generator(device).set_state(self.rng.generator(device).get_state())
+        twin.epoch, twin.step, twin.seconds = self.epoch, self.step, self.seconds
+        twin.history = list(self.history)
+        twin._partial = None if self._partial is None else self._partial.copy()
+        return twin
+
+    @property
+    def mid_epoch(self) -> bool:
+        """Whether a slice ended inside an epoch (the next one goes on from there)."""
+        return self._partial is not None
+
+    def _begin_epoch(self) -> None:
         tc = self.cfg.train
-        self.model.train()
         if tc.lr_schedule == "cosine":
             for group in self.optimizer.param_groups:
                 group["lr"] = cosine_lr(tc.lr, self.epoch, tc.epochs)
         batches = self._batches()
         m = 1 if batches is None else len(batches)
         shares = [kl_share(tc.kl_schedule, i, m, self.epoch, tc.warmup_epochs) for i in range(m)]
-        nll_sum = self.x.new_zeros(())
-        kl_terms = self.x.new_zeros(())
-        for i in range(m):
-            rows = slice(None) if batches is None else batches[i]
-            loss, nll, kl_term, kl = self.objective(self.x[rows], self.y[rows], shares[i])
+        zero = self.x.new_zeros(())
+        self._partial = _Epoch(batches, shares, 0, zero, zero.clone(), zero.clone(), 0.0)
+
+    def _run_steps(self, deadline: float | None) -> bool:
+        """Take the epoch's remaining steps, at least one, stopping once `deadline` (a
+        `time.perf_counter()` reading) has passed. True when the epoch's steps are all done."""
+        t0 = time.perf_counter()
+        e = self._partial
+        self.model.train()
+        m = len(e.shares)
+        first = e.index
+        while e.index < m:
+            if deadline is not None and e.index > first and time.perf_counter() >= deadline:
+                break
+            rows = slice(None) if e.batches is None else e.batches[e.index]
+            loss, nll, kl_term, kl = self.objective(self.x[rows], self.y[rows], e.shares[e.index])
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             self.optimizer.step()
-            nll_sum += nll.detach()
-            kl_terms += kl_term.detach()
+            e.nll_sum += nll.detach()
+            e.kl_terms += kl_term.detach()
+            e.kl = kl.detach()
+            e.index += 1
             self.step += 1
-        nll_v, kl_v, klt_v = (float(v) for v in torch.stack([nll_sum, kl.detach(), kl_terms]))
+        e.seconds += time.perf_counter() - t0
+        return e.index >= m
+
+    def _end_epoch(self) -> Progress:
+        e, self._partial = self._partial, None
+        nll_v, kl_v, klt_v = (float(v) for v in torch.stack([e.nll_sum, e.kl, e.kl_terms]))
         if not all(math.isfinite(v) for v in (nll_v, kl_v, klt_v)):
             raise TrainingDiverged(divergence_message(self, nll_v, kl_v, klt_v))
         self.epoch += 1
-        self.seconds += time.perf_counter() - t0
+        self.seconds += e.seconds
         progress = Progress(
             step=self.step,
             epoch=self.epoch,
@@ -304,15 +395,6 @@ class Trainer:
         if len(self.history) > self.history_limit:  # keep every other old entry
             half = len(self.history) // 2
             self.history[:half] = self.history[:half:2]
-
-    def advance(self, seconds: float, max_epochs: int | None = None) -> list[Progress]:
-        """Train until `seconds` have passed, the run is done or `max_epochs` more are done."""
-        start, events = time.perf_counter(), []
-        while not self.done and time.perf_counter() - start < seconds:
-            events.append(self.step_epoch())
-            if max_epochs is not None and len(events) >= max_epochs:
-                break
-        return events
 
     def __iter__(self) -> Iterator[Progress]:
         while not self.done:

@@ -244,7 +244,7 @@ def test_a_diverging_run_shows_a_message_not_a_traceback(monkeypatch):
     def explode(self):
         raise TrainingDiverged("the loss became NaN at epoch 1: lower the learning rate (now 0.1)")
 
-    monkeypatch.setattr(Trainer, "step_epoch", explode)
+    monkeypatch.setattr(Trainer, "_end_epoch", explode)  # where the check is
     at = _page(lr="0.1")
     assert not at.exception
     assert any("diverged" in e.value and "learning rate" in e.value for e in at.error)

@@ -201,6 +201,44 @@ def test_advance_stops_in_time():
     assert trainer.epoch == len(events) + 3
 
 
+def _same_state(a: Trainer, b: Trainer) -> bool:
+    weights = zip(a.model.state_dict().values(), b.model.state_dict().values(), strict=True)
+    return all(torch.equal(x, y) for x, y in weights) and (a.epoch, a.step) == (b.epoch, b.step)
+
+
+def test_a_slice_may_end_inside_an_epoch_and_the_next_goes_on_from_there():
+    """An epoch of many minibatches (a long epoch: seconds for a wide network on many points)
+    is trained a step at a time by tiny slices, and ends as an epoch trained in one go."""
+    cfg = tiny(epochs=3, batch_size=4, kl_schedule="blundell")  # 10 steps per epoch
+    whole, sliced = Trainer(cfg), Trainer(cfg)
+    assert sliced.advance(1e-12) == [] and sliced.step == 1 and sliced.mid_epoch
+    assert sliced.epoch == 0 and whole.step == 0
+    while sliced.step < 7:
+        assert sliced.advance(1e-12) == []
+    assert sliced.step_epoch().epoch == 1 and not sliced.mid_epoch  # the rest of the epoch
+    whole.step_epoch()
+    assert _same_state(sliced, whole)
+    sliced_events = []
+    while not sliced.done:
+        sliced_events += sliced.advance(1e-12)
+    whole_events = whole.advance(60.0)
+    assert _same_state(sliced, whole)
+    assert [(p.epoch, p.step, p.loss, p.kl) for p in sliced_events] == [
+        (p.epoch, p.step, p.loss, p.kl) for p in whole_events
+    ]
+
+
+def test_a_clone_made_inside_an_epoch_takes_the_same_steps():
+    source = Trainer(tiny(epochs=2, batch_size=4))
+    source.advance(1e-12), source.advance(1e-12), source.advance(1e-12)
+    twin = source.clone()
+    assert twin.mid_epoch and (twin.epoch, twin.step) == (0, 3)
+    source.advance(60.0)
+    twin.advance(60.0)
+    assert source.done and _same_state(twin, source)
+    assert [p.loss for p in twin.history] == [p.loss for p in source.history]
+
+
 def test_advance_on_a_finished_run_does_nothing():
     trainer = Trainer(tiny(epochs=2))
     assert len(trainer.advance(5.0)) == 2

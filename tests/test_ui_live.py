@@ -159,7 +159,7 @@ def test_divergence_stops_the_run_with_a_message(monkeypatch):
     def explode(self):
         raise TrainingDiverged("the loss became NaN at epoch 1: lower the learning rate")
 
-    monkeypatch.setattr(type(run.jobs["bbb"].trainer), "step_epoch", explode)
+    monkeypatch.setattr(type(run.jobs["bbb"].trainer), "_end_epoch", explode)  # where the check is
     live.tick(run)
     assert run.error.startswith("BBB diverged") and "learning rate" in run.error
     assert not run.active and live.status_text(run)[0] == "Stopped"

@@ -260,6 +260,24 @@ def test_pausing_a_shared_run_watched_by_others_pauses_a_copy(store, built):
         assert torch.equal(_weights(a.jobs[kind].model), _weights(b.jobs[kind].model))
 
 
+def test_a_slice_ends_inside_a_long_epoch_and_a_pause_there_copies_it_exactly(store):
+    """A long epoch (many minibatches) gives its worker back when a slice's time is up; a tab
+    pausing then gets a copy that goes on from the same step and ends as the shared run."""
+    cfg = _cfg(epochs=3, batch_size=10)  # 20 steps per epoch on the 200 default points
+    a, b = _session(store, cfg), _session(store, cfg)
+    store.pool.serve_one(timeout=0)
+    job = next(j for j in a.jobs.values() if j.trainer.step)
+    assert job.trainer.mid_epoch and job.trainer.step == 1 and job.epoch == 0
+    _serve_until(store, lambda: all(j.trainer.step >= 7 for j in a.jobs.values()))
+    live.pause(a)
+    assert all(a.jobs[k] is not b.jobs[k] and a.jobs[k].trainer.mid_epoch for k in KINDS)
+    _serve_until(store, lambda: b.done)
+    live.play(a)
+    _serve_until(store, lambda: a.done)
+    for kind in KINDS:
+        assert torch.equal(_weights(a.jobs[kind].model), _weights(b.jobs[kind].model))
+
+
 def test_pausing_a_run_no_one_else_watches_keeps_the_run_itself(store):
     a = _session(store, _cfg(epochs=30))
     job = a.jobs["bbb"]

@@ -25,7 +25,9 @@ one link needs one training, not one per visitor:
   Python's interpreter lock, so two of them training in two threads are slower than one after the
   other: at most SMALL_LANES small jobs train at once. Jobs whose steps release the lock (large
   networks) or whose epochs last longer than a slice take the other workers, never all of them:
-  a slice is at least one epoch, and a worker stays free for the short slices of everyone else.
+  a worker stays free for the short slices of everyone else. A slice ends inside an epoch when
+  its time is up (one epoch of the heaviest link takes most of a minute here), so a long job
+  gives its worker back, pauses and stops within a slice, and goes on from the same step.
 
 What a session's buttons do to a shared job: nothing another session sees. Pausing or stepping a
 shared job makes the session's own copy (`Store.detach`): the job itself when no one else
@@ -57,7 +59,7 @@ from bbb_core import Trainer, TrainingDiverged
 from bbb_core.plots import model_label
 from bbb_core.process import is_small
 
-SLICE_SECONDS = 0.2  # one turn of a worker on one job (at least one epoch)
+SLICE_SECONDS = 0.2  # one turn of a worker on one job (at least one optimiser step)
 PUBLISH_SECONDS = 1.0  # a training job publishes a new snapshot at most this often
 UNWATCHED_SECONDS = 10.0  # a job no session has watched this long stops and is let go
 SWEEP_SECONDS = 2.0  # how often the store looks for unwatched jobs
@@ -229,17 +231,16 @@ class Job:
         max_epochs: int | None = None,
         only_if: Callable[[], bool] | None = None,
     ) -> int:
-        """Train for about `seconds` (at least one epoch) or `max_epochs` epochs, then publish a
-        snapshot. With `only_if`, train only if it still holds once the job is ours (a worker
-        asks whether anyone still wants it). Returns the epochs trained."""
+        """Train for about `seconds` (at least one optimiser step; a slice may end inside an
+        epoch) or `max_epochs` epochs, then publish a snapshot of the epochs completed. With
+        `only_if`, train only if it still holds once the job is ours (a worker asks whether
+        anyone still wants it). Returns the epochs completed."""
         with self._lock:
             trainer = self.trainer
             if trainer is None or self.error is not None or (only_if and not only_if()):
                 return 0
             try:
-                events = trainer.advance(seconds, max_epochs=max_epochs)
-                if not events and not trainer.done:  # a slice is at least one epoch
-                    events = [trainer.step_epoch()]
+                events = trainer.advance(seconds, max_epochs=max_epochs)  # >= one step
             except TrainingDiverged as err:
                 self.error = f"{model_label(self.kind)} diverged: {err}."
                 _log.info("%s", self.error)
@@ -264,12 +265,12 @@ class Job:
         self._published = time.monotonic()
 
     def clone(self) -> Job:
-        """A private job that continues exactly where this one stands (see `clone_trainer`)."""
+        """A private job that continues exactly where this one stands (`Trainer.clone`)."""
         with self._lock:
             if self.trainer is None:
                 raise ValueError("this job has no trainer to copy")
             self._publish()  # the copy starts where the viewers see this one
-            job = Job(clone_trainer(self.trainer))
+            job = Job(self.trainer.clone())
         job.series = list(self.series) if self.series is not None else None
         return job
 
@@ -290,19 +291,6 @@ class Job:
         moments and the gradients."""
         trainer = self.trainer
         return self.snapshot.nbytes() + (4 * _model_bytes(trainer.model) if trainer else 0)
-
-
-def clone_trainer(source: Trainer) -> Trainer:
-    """A new trainer in `source`'s exact state: weights, optimiser state, random streams, epoch,
-    step, time and history; trained on, it takes the same steps `source` would."""
-    twin = Trainer(source.cfg, source.dataset, history_limit=source.history_limit)
-    twin.model.load_state_dict(source.model.state_dict())
-    twin.optimizer.load_state_dict(copy.deepcopy(source.optimizer.state_dict()))
-    for device in {torch.device("cpu"), source.device}:
-        twin.rng.generator(device).set_state(source.rng.generator(device).get_state())
-    twin.epoch, twin.step, twin.seconds = source.epoch, source.step, source.seconds
-    twin.history = list(source.history)
-    return twin
 
 
 def trim_memory(collect: bool = False) -> None:
