@@ -98,23 +98,20 @@ def test_options_take_key_value_pairs():
 
 @pytest.mark.browser
 def test_one_small_wave_finishes_without_errors(tmp_path):
+    """A wave of one tab, through the caching proxy where nginx is installed (CI installs it):
+    the app as a class reaches it, and the proxy's CPU counted beside the server's."""
     require_browser()
+    proxy = nginx_binary() is not None
     out = tmp_path / "load.json"
-    assert load.main(["--sessions", "1", "--settle", "0", "--json", str(out)]) == 0
+    args = ["--sessions", "1", "--settle", "0", "--json", str(out)] + ["--proxy"] * proxy
+    assert load.main(args) == 0
     record = json.loads(out.read_text())
     (wave,) = record["waves"]
     assert wave["sessions"] == 1 and wave["unfinished"] == 0 and wave["exceptions"] == 0
     assert len(wave["finished_s"]) == 1 and wave["server_cpu_s"] > 0
     assert wave["peak_rss_mb"] >= record["idle_rss_mb"] > 0
-
-
-@pytest.mark.browser
-@pytest.mark.skipif(nginx_binary() is None, reason="nginx is not installed")
-def test_a_wave_through_the_caching_proxy_finishes_and_counts_the_proxy(tmp_path):
-    require_browser()
-    out = tmp_path / "load.json"
-    assert load.main(["--sessions", "1", "--proxy", "--settle", "0", "--json", str(out)]) == 0
-    record = json.loads(out.read_text())
-    (wave,) = record["waves"]
-    assert record["proxy"] and wave["unfinished"] == 0 and wave["exceptions"] == 0
-    assert wave["proxy_cpu_s"] > 0 and wave["server_cpu_s"] > 0
+    assert record["proxy"] is proxy
+    if proxy:
+        assert wave["proxy_cpu_s"] > 0
+    else:
+        assert wave["proxy_cpu_s"] is None
