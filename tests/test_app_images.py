@@ -17,6 +17,7 @@ from app_helpers import trace_names as _names  # noqa: E402
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
 from bbb_core import default_config, make_dataset  # noqa: E402
+from bbb_core import image_plots as images_plots  # noqa: E402
 from bbb_core.cost import estimate_seconds  # noqa: E402
 from ui import exports, images, live  # noqa: E402
 
@@ -287,6 +288,27 @@ def test_the_data_size_sweep_offers_the_digits_with_the_standard_network_for_con
     assert [t["name"] for t in fig["data"]][::2] == ["BBB", "MC dropout", "Standard"]
     standard = [p for p in sweep.points if p.kind == "standard"]
     assert all(p.epistemic == 0.0 and p.aleatoric > 0 for p in standard)
+
+
+def test_a_finished_runs_galleries_are_built_once_not_on_every_rerun(monkeypatch):
+    """The galleries take most of a rerun's plotly work: they are cached with the run, so a
+    rerun (any widget, a sweep's frame, another viewer) reuses them until a choice changes."""
+    built: list[str] = []
+
+    def counting(gallery, kind, title, by="entropy"):
+        built.append(title)
+        return images_plots.gallery_figure(gallery, kind, title, by)
+
+    monkeypatch.setattr(images, "gallery_figure", counting)
+    at = run_to_finish(_page(epochs="2", pred_samples="5"))
+    first = len(built)
+    assert first == 4  # the two hardest-image galleries and the two of the split
+    _run(at)
+    _run(at)
+    assert len(built) == first
+    at.slider(key=f"{P}-gallery-k").set_value(4)
+    _run(at)
+    assert len(built) == first + 4 and chart(at, P, "gallery-0")  # a new choice: built anew
 
 
 def test_the_number_of_training_images_is_a_knob_in_the_link():

@@ -26,6 +26,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
+import plotly.graph_objects as go
 import streamlit as st
 import torch
 
@@ -398,7 +399,8 @@ def histogram_section(run: live.LiveRun, done: Finished | None) -> None:
             format_func=OOD_LABELS.get,
             key=f"{PAGE}-hist-sets-{chosen}",
         )
-    figures = score_histograms(scores, shown, kind)
+    key = ("histograms", kind, tuple(shown), done is None)  # per snapshot, for every viewer
+    figures = live.cached(run, key, lambda: score_histograms(scores, shown, kind))
     for col, attr in zip(st.columns(2), SCORE_NAMES, strict=True):
         col.plotly_chart(figures[attr], key=f"{PAGE}-hist-{attr}")
 
@@ -431,16 +433,27 @@ def gallery_section(run: live.LiveRun, done: Finished) -> None:
         "Rank by", list(SCORE_NAMES), horizontal=True, format_func=SCORE_NAMES.get, key=f"{PAGE}-by"
     )
     k = c3.slider("Images", 3, 10, 6, key=f"{PAGE}-gallery-k")
-    pred, ds = done.analysis.test[kind], run.dataset
-    galleries = {  # title -> (gallery, the score its captions show)
-        "Most uncertain": (most_uncertain(pred, ds.x_test, ds.y_test, k, by), by),
-        "Most confidently wrong": (confidently_wrong(pred, ds.x_test, ds.y_test, k), "confidence"),
-    }
-    for i, (title, (gallery, score)) in enumerate(galleries.items()):
-        if len(gallery.indices) == 0:
+
+    def figures() -> dict[str, go.Figure | None]:  # title -> figure (None: no such image)
+        pred, ds = done.analysis.test[kind], run.dataset
+        galleries = {  # title -> (gallery, the score its captions show)
+            "Most uncertain": (most_uncertain(pred, ds.x_test, ds.y_test, k, by), by),
+            "Most confidently wrong": (
+                confidently_wrong(pred, ds.x_test, ds.y_test, k),
+                "confidence",
+            ),
+        }
+        return {
+            title: gallery_figure(gallery, kind, title, score) if len(gallery.indices) else None
+            for title, (gallery, score) in galleries.items()
+        }
+
+    # built once per finished run and choice for every viewer: ~0.5 s of plotly per rerun else
+    for i, (title, fig) in enumerate(live.cached(run, ("galleries", kind, by, k), figures).items()):
+        if fig is None:
             st.info(f"{title}: none, {model_label(kind)} classifies every test image correctly.")
             continue
-        st.plotly_chart(gallery_figure(gallery, kind, title, score), key=f"{PAGE}-gallery-{i}")
+        st.plotly_chart(fig, key=f"{PAGE}-gallery-{i}")
     st.caption(
         "Above each image: true class → predicted class. Bars: the predictive probabilities, "
         "with their spread over the Monte Carlo samples; the true class is coloured."
@@ -459,14 +472,21 @@ def split_section(run: live.LiveRun, done: Finished, kind: str, k: int) -> None:
     if kind == "standard":
         st.info("A standard network is one network: it has no epistemic part. Pick BBB above.")
         return
-    pred, ds = done.analysis.test[kind], run.dataset
-    left, right = st.columns(2)
-    for col, by, title in (
-        (left, "expected_entropy", "Most aleatoric (expected entropy)"),
-        (right, "mutual_info", "Most epistemic (mutual information)"),
-    ):
-        gallery = most_uncertain(pred, ds.x_test, ds.y_test, k, by)
-        col.plotly_chart(gallery_figure(gallery, kind, title, by), key=f"{PAGE}-split-{by}")
+    parts = (
+        ("expected_entropy", "Most aleatoric (expected entropy)"),
+        ("mutual_info", "Most epistemic (mutual information)"),
+    )
+
+    def figures() -> list[go.Figure]:
+        pred, ds = done.analysis.test[kind], run.dataset
+        return [
+            gallery_figure(most_uncertain(pred, ds.x_test, ds.y_test, k, by), kind, title, by)
+            for by, title in parts
+        ]
+
+    figs = live.cached(run, ("split galleries", kind, k), figures)
+    for col, (by, _), fig in zip(st.columns(2), parts, figs, strict=True):
+        col.plotly_chart(fig, key=f"{PAGE}-split-{by}")
 
 
 def _sweeps(run: live.LiveRun, done: Finished, index: int) -> dict[str, RotationSweep]:
