@@ -56,7 +56,14 @@ def test_the_default_run_trains_without_a_click_and_draws_the_live_charts():
     assert not at.error and not at.warning and not at.dataframe  # the analysis waits
 
 
-def test_a_finished_run_shows_the_whole_analysis_and_the_downloads():
+def test_a_finished_run_shows_the_whole_analysis_and_the_downloads(monkeypatch):
+    built: list[str] = []  # gallery figures built (most of a rerun's plotly work: cached)
+
+    def counting(gallery, kind, title, by="entropy"):
+        built.append(title)
+        return images_plots.gallery_figure(gallery, kind, title, by)
+
+    monkeypatch.setattr(images, "gallery_figure", counting)
     at = run_to_finish(_page(epochs="2", pred_samples="5"))
     run = at.session_state["live_run"]
     assert any(m.value.startswith(":green[**Finished**]") for m in at.markdown)
@@ -79,6 +86,12 @@ def test_a_finished_run_shows_the_whole_analysis_and_the_downloads():
     assert {"label", "bbb_prediction", "standard_entropy", "bbb_p9"} <= set(frame.columns)
     accuracy = run.series["bbb"][-1]  # recorded while training: (epoch, accuracy)
     assert accuracy[0] == 2 and 0.3 < accuracy[1] <= 1.0
+    assert len(built) == 4  # the two hardest-image galleries and the two of the split
+    _run(at)  # a rerun (any widget, a sweep's frame, another viewer) reuses them
+    assert len(built) == 4
+    at.slider(key=f"{P}-gallery-k").set_value(4)
+    _run(at)
+    assert len(built) == 8 and chart(at, P, "gallery-0")  # a new choice: built anew
 
 
 def test_the_final_view_controls_rerun_without_training():
@@ -288,27 +301,6 @@ def test_the_data_size_sweep_offers_the_digits_with_the_standard_network_for_con
     assert [t["name"] for t in fig["data"]][::2] == ["BBB", "MC dropout", "Standard"]
     standard = [p for p in sweep.points if p.kind == "standard"]
     assert all(p.epistemic == 0.0 and p.aleatoric > 0 for p in standard)
-
-
-def test_a_finished_runs_galleries_are_built_once_not_on_every_rerun(monkeypatch):
-    """The galleries take most of a rerun's plotly work: they are cached with the run, so a
-    rerun (any widget, a sweep's frame, another viewer) reuses them until a choice changes."""
-    built: list[str] = []
-
-    def counting(gallery, kind, title, by="entropy"):
-        built.append(title)
-        return images_plots.gallery_figure(gallery, kind, title, by)
-
-    monkeypatch.setattr(images, "gallery_figure", counting)
-    at = run_to_finish(_page(epochs="2", pred_samples="5"))
-    first = len(built)
-    assert first == 4  # the two hardest-image galleries and the two of the split
-    _run(at)
-    _run(at)
-    assert len(built) == first
-    at.slider(key=f"{P}-gallery-k").set_value(4)
-    _run(at)
-    assert len(built) == first + 4 and chart(at, P, "gallery-0")  # a new choice: built anew
 
 
 def test_the_number_of_training_images_is_a_knob_in_the_link():
