@@ -199,28 +199,41 @@ def serve(
     server = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as reply:
-                    if reply.status == 200:
-                        break
-            except OSError:
-                pass
-            if server.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"streamlit did not start on port {port}")
-            time.sleep(0.2)
+        if not wait_healthy(url, server, timeout):
+            raise RuntimeError(f"streamlit did not start on port {port}")
         if on_start is not None:
             on_start(server)
         yield url
     finally:
-        server.terminate()
-        try:
-            server.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            server.kill()
+        stop(server)
         if log is not subprocess.DEVNULL:
             log.close()
+
+
+def wait_healthy(url: str, process: subprocess.Popen, timeout: float) -> bool:
+    """Wait until `url`/_stcore/health answers 200 (True), `process` ends or `timeout` seconds
+    pass (False)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as reply:
+                if reply.status == 200:
+                    return True
+        except OSError:
+            pass
+        if process.poll() is not None or time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
+
+
+def stop(process: subprocess.Popen, timeout: float = 10.0) -> None:
+    """Ask `process` to end; kill it if it has not within `timeout` seconds."""
+    process.terminate()
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 def launch_browser(playwright):

@@ -17,10 +17,10 @@ import pwd
 import shutil
 import subprocess
 import tempfile
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+
+from ui.bench import stop, wait_healthy
 
 # The lines docs/hosting.md adds to its nginx configuration (tests/test_proxy.py keeps the two
 # the same): a cache for Streamlit's hashed frontend files.
@@ -112,23 +112,10 @@ def nginx(app_url: str, port: int, timeout: float = 10.0) -> Iterator[subprocess
             stderr=subprocess.PIPE,
         )
         try:
-            deadline = time.monotonic() + timeout
-            while True:
-                try:
-                    with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health") as r:
-                        if r.status == 200:
-                            break
-                except OSError:
-                    pass
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    error = proc.stderr.read().decode() if proc.poll() is not None else ""
-                    raise RuntimeError(f"nginx did not start on port {port}: {error.strip()}")
-                time.sleep(0.1)
+            if not wait_healthy(f"http://127.0.0.1:{port}", proc, timeout):
+                error = proc.stderr.read().decode() if proc.poll() is not None else ""
+                raise RuntimeError(f"nginx did not start on port {port}: {error.strip()}")
             yield proc
         finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+            stop(proc)
             proc.stderr.close()
